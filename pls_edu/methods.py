@@ -69,7 +69,7 @@ def uses_midpoints(method, step):
     if method.pairs != 'midpoint': return False
     return (not method.originals) or step % 2 == 1
 
-# %% ../nbs/04_methods.ipynb #88460c93
+# %% ../nbs/04_methods.ipynb #f3cf4ca8
 def _one_hot(y, num_classes):
     return torch.zeros(len(y), num_classes, device=y.device).scatter_(1, y[:, None], 1.0)
 
@@ -87,7 +87,9 @@ def method_batch(method, model, x, y, num_classes, step, gen=None, rng=None):
     else: logits = model(x)
     return logits, q
 
+def _full(t): return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
 def method_loss(method, model, x, y, num_classes, step, gen=None, rng=None):
     "The training loss of one step: cross-entropy of the logits against the method's soft targets (eq. 14 for PLS)."
     logits, q = method_batch(method, model, x, y, num_classes, step, gen, rng)
-    return soft_cross_entropy(logits.float(), q.float())
+    return soft_cross_entropy(_full(logits), _full(q))   # low-precision (autocast) outputs are scored in float32

@@ -11,14 +11,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .head import PLSNet
 
-# %% ../nbs/05_models.ipynb #143ba0d3
+# %% ../nbs/05_models.ipynb #0e8225f7
 def _conv_bn(cin, cout):
     return [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)]
 
 class SmallCNN(nn.Sequential):
-    "conv-bn-relu x2, max-pool, conv-bn-relu, global average pool: features of size `4 * width`."
+    "(conv-bn-relu, max-pool) x2, conv-bn-relu, global average pool: features of size `4 * width`."
     def __init__(self, in_channels=1, width=16):
-        super().__init__(*_conv_bn(in_channels, width), *_conv_bn(width, 2 * width), nn.MaxPool2d(2),
+        super().__init__(*_conv_bn(in_channels, width), nn.MaxPool2d(2), *_conv_bn(width, 2 * width), nn.MaxPool2d(2),
                          *_conv_bn(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.in_channels, self.n_feat = in_channels, 4 * width
 

@@ -9,7 +9,7 @@ __all__ = ['check_labels', 'one_hot', 'uniform_smooth', 'uls_targets', 'soft_cro
 import torch
 import torch.nn.functional as F
 
-# %% ../nbs/01_smoothing.ipynb #6cd40ef0
+# %% ../nbs/01_smoothing.ipynb #201dc9a7
 def check_labels(y, num_classes):
     "Raise a clear error unless `y` is a 1-d integer tensor of labels in `0..num_classes-1`."
     if y.ndim != 1 or y.dtype.is_floating_point:
@@ -18,20 +18,20 @@ def check_labels(y, num_classes):
         bad = int(y.min()) if int(y.min()) < 0 else int(y.max())
         raise ValueError(f"label {bad} is out of range for {num_classes} classes; allowed 0..{num_classes-1}")
 
-def one_hot(y, num_classes):
-    "Float one-hot targets `(N, K)` for integer labels `y`."
+def one_hot(y, num_classes, dtype=torch.float32):
+    "One-hot targets `(N, K)` of `dtype` for integer labels `y`."
     check_labels(y, num_classes)
-    return F.one_hot(y, num_classes).float()
+    return F.one_hot(y, num_classes).to(dtype)
 
-# %% ../nbs/01_smoothing.ipynb #dd9d6dd0
+# %% ../nbs/01_smoothing.ipynb #7d2fdc69
 def uniform_smooth(q, a):
     "Eq. 4 with the uniform prior: `(1 - a) q + a / K` for targets `q` of shape `(N, K)`."
     if not 0 <= a <= 1: raise ValueError(f"smoothing weight must be in [0, 1], got {a}")
     return q * (1 - a) + a / q.shape[-1]
 
-def uls_targets(y, num_classes, a):
+def uls_targets(y, num_classes, a, dtype=torch.float32):
     "ULS-`a` targets for integer labels `y`."
-    return uniform_smooth(one_hot(y, num_classes), a)
+    return uniform_smooth(one_hot(y, num_classes, dtype), a)
 
 # %% ../nbs/01_smoothing.ipynb #6783f5b5
 def soft_cross_entropy(logits, target):

@@ -44,12 +44,12 @@ class PLSNet(nn.Module):
         S = self.backbone(x)
         return self.classifier(S), self.smoother(S.detach() if self.detach else S)
 
-# %% ../nbs/03_head.ipynb #dc2182b0
+# %% ../nbs/03_head.ipynb #7eb27b7d
 def pls_targets(q, u, w=0.5):
-    "Eq. 13 with weight `w`: `(1 - w) q + w u`; the paper's PLS is `w = 0.5`."
+    "Eq. 13 with weight `w`: `(1 - w) q + w u` (one `lerp`); the paper's PLS is `w = 0.5`."
     if not 0 <= w <= 1: raise ValueError(f"reweight factor must be in [0, 1], got {w}")
     if q.shape != u.shape: raise ValueError(f"labels {tuple(q.shape)} and smoothing distribution {tuple(u.shape)} differ in shape")
-    return q * (1 - w) + u * w
+    return torch.lerp(q, u.to(q.dtype), w)   # u may come out of autocast in another precision
 
 # %% ../nbs/03_head.ipynb #610e788c
 def target_profile(q, ya, yb=None, k=5):

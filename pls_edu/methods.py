@@ -69,13 +69,13 @@ def uses_midpoints(method, step):
     if method.pairs != 'midpoint': return False
     return (not method.originals) or step % 2 == 1
 
-# %% ../nbs/04_methods.ipynb #f3cf4ca8
-def _one_hot(y, num_classes):
-    return torch.zeros(len(y), num_classes, device=y.device).scatter_(1, y[:, None], 1.0)
+# %% ../nbs/04_methods.ipynb #95cb2c1e
+def _one_hot(y, num_classes, dtype=torch.float32):
+    return torch.zeros(len(y), num_classes, device=y.device, dtype=dtype).scatter_(1, y[:, None], 1.0)
 
 def method_batch(method, model, x, y, num_classes, step, gen=None, rng=None):
     "Logits and soft targets `q'` for one optimizer step of `method` on batch `(x, y)`."
-    q = _one_hot(y, num_classes)
+    q = _one_hot(y, num_classes, x.dtype if x.is_floating_point() else torch.float32)
     if method.pairs == 'mixup':
         x, q = mixup(x, q, sample_lambda(method.alpha, rng), torch.randperm(len(x), generator=gen, device=x.device))
     elif uses_midpoints(method, step):

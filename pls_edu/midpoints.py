@@ -19,18 +19,18 @@ def derangement(n, generator=None, device=None):
     partner[order] = order.roll(-1)
     return partner
 
-# %% ../nbs/02_midpoints.ipynb #7894bc0b
+# %% ../nbs/02_midpoints.ipynb #5a415e2a
 def midpoint(x, q, partner):
     "Eq. 6-7: `((x_i + x_j)/2, (q_i + q_j)/2)` with `j = partner[i]`."
     if len(x) != len(q): raise ValueError(f"{len(x)} inputs but {len(q)} targets")
-    return (x + x[partner]) * 0.5, (q + q[partner]) * 0.5
+    return torch.lerp(x, x[partner], 0.5), torch.lerp(q, q[partner], 0.5)
 
-# %% ../nbs/02_midpoints.ipynb #ee57bfdd
+# %% ../nbs/02_midpoints.ipynb #13e80ec4
 def sample_lambda(alpha, rng):
     "Mixup's mixing ratio: one draw from `Beta(alpha, alpha)` with numpy generator `rng` (1.0 when `alpha <= 0`)."
     return float(rng.beta(alpha, alpha)) if alpha > 0 else 1.0
 
 def mixup(x, q, lam, perm):
-    "Mixup: `lam * (x, q) + (1 - lam) * (x, q)[perm]`."
+    "Mixup: `lam * (x, q) + (1 - lam) * (x, q)[perm]` (as one `lerp` each)."
     if len(x) != len(q): raise ValueError(f"{len(x)} inputs but {len(q)} targets")
-    return x * lam + x[perm] * (1 - lam), q * lam + q[perm] * (1 - lam)
+    return torch.lerp(x[perm], x, lam), torch.lerp(q[perm], q, lam)

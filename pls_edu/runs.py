@@ -17,7 +17,7 @@ from .datasets import load_dataset
 
 # %% auto #0
 __all__ = ['RESULT_KEYS', 'RESULT', 'LOGITS', 'CKPT', 'atomic_write', 'save_json', 'CorruptResultError', 'read_result', 'run_id',
-           'run_dir', 'RunConflictError', 'check_writable', 'existing_result', 'run_one']
+           'run_dir', 'RunConflictError', 'check_writable', 'existing_result', 'run_one', 'train_parser', 'main']
 
 # %% ../nbs/10_runs.ipynb #9351c4dc
 def atomic_write(path, write, mode='wb'):
@@ -123,3 +123,38 @@ def run_one(cfg, out, data=None, ckpt_every=0, progress=True, data_root='data', 
     save_json(d/RESULT, result)
     ck.unlink(missing_ok=True)
     return {'status': status, 'result': result}
+
+# %% ../nbs/10_runs.ipynb #b13593a9
+def _cli_type(f):
+    ann = str(f.type)
+    return int if ann.startswith('int') else float if ann.startswith('float') else str
+
+def train_parser():
+    "An argparse parser with one option per `TrainConfig` field, plus run options."
+    import argparse, dataclasses
+    p = argparse.ArgumentParser(prog='pls-train', description='Train one run into <out>/<run id>/ (resumable).')
+    for f in dataclasses.fields(TrainConfig):
+        flag = '--' + f.name.replace('_', '-')
+        if str(f.type).startswith('bool'):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else: p.add_argument(flag, type=_cli_type(f), default=f.default, help=f'default: {f.default}')
+    p.add_argument('--out', default='results/runs', help='results folder')
+    p.add_argument('--data-root', default='data')
+    p.add_argument('--download', action='store_true', help='let torchvision download missing dataset files')
+    p.add_argument('--ckpt-every', type=int, default=0, help='checkpoint every N epochs (0: never)')
+    p.add_argument('--no-progress', action='store_true')
+    return p
+
+def main(argv=None):
+    "Command line of one run (`pls-train --help`)."
+    import dataclasses
+    a = vars(train_parser().parse_args(argv))
+    run = {k: a.pop(k) for k in ('out', 'data_root', 'download', 'ckpt_every', 'no_progress')}
+    cfg = TrainConfig(**a)
+    try: r = run_one(cfg, run['out'], None, run['ckpt_every'], not run['no_progress'], run['data_root'], run['download'])
+    except (ValueError, TypeError, RuntimeError, PermissionError) as e: raise SystemExit(f"pls-train: error: {e}")
+    f = r['result']['final']
+    print(f"{r['status']}: {run_id(cfg)}  error {f['error']:.2f}%  NLL {f['nll']:.3f}  ECE {f['ece']:.3f}  "
+          f"winning softmax {f['winning_softmax']:.3f}  -> {run_dir(run['out'], cfg)}")
+
+if __name__ == '__main__' and 'get_ipython' not in globals(): main()

@@ -75,3 +75,43 @@ def test_bad_inputs_are_refused_by_name(digits):
     with pytest.raises(ValueError, match=r"label 10 in the train split is out of range; allowed 0..9"):
         ImageData('x', digits.x_train, digits.y_train.clamp(max=9).index_fill(0, torch.tensor([3]), 10),
                   digits.x_test, digits.y_test, digits.classes, digits.mean, digits.std)
+
+
+@pytest.mark.parametrize('name', ['pls', 'pls-coeff', 'mixup'])
+def test_bf16_autocast_and_channels_last_path(name, digits):
+    "The GPU settings (bf16 autocast, channels_last) also run on the CPU: same code path, lower precision."
+    t = train(TrainConfig(method=name, epochs=3, amp=True, channels_last=True), digits, progress=False)
+    assert t.cfg.amp and t.cfg.channels_last
+    assert t.history[-1]['error'] < 30 and t.logits.dtype == torch.float32
+
+
+def test_paper_recipe_end_to_end_on_cifar_files(tmp_path, capsys):
+    "The paper's recipe, PreAct ResNet-18 and the real CIFAR-10 loader, on a fixture written in CIFAR's own format."
+    from fixtures import make_cifar
+    from pls_edu.runs import main as pls_train, read_result
+    make_cifar(tmp_path/'data', n=8)
+    pls_train(['--dataset', 'cifar10', '--model', 'preact-resnet18', '--method', 'pls', '--recipe', 'paper', '--epochs', '2',
+               '--batch-size', '8', '--data-root', str(tmp_path/'data'), '--out', str(tmp_path/'out'), '--no-progress'])
+    r = read_result(tmp_path/'out'/'cifar10_preact-resnet18_pls_s0'/'result.json')
+    c = r['config']
+    assert (c['lr'], c['momentum'], c['weight_decay'], c['schedule'], c['batch_size']) == (0.1, 0.9, 1e-4, 'step', 8)
+    assert [h['lr'] for h in r['history']] == pytest.approx([0.1, 0.001])    # 25% and 37.5% of 2 epochs both fall in epoch 1
+    assert len(r['history']) == 2 and 'done' in capsys.readouterr().out
+
+
+def test_step_schedule_follows_the_paper():
+    from pls_edu.train import step_milestones
+    t = Trainer(TrainConfig(method='erm', recipe='paper', epochs=8, batch_size=64), load_embedded('digits'), progress=False)
+    lrs = []
+    for _ in range(8):
+        lrs.append(t.opt.param_groups[0]['lr']); t.opt.step(); t.sched.step()
+    assert step_milestones(400) == [100, 150]
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001, 0.001, 0.001, 0.001, 0.001])
+
+
+def test_model_and_data_must_match(digits):
+    from pls_edu.models import build_model
+    with pytest.raises(ValueError, match='digits has 1-channel images, but the model expects 3'):
+        Trainer(TrainConfig(method='erm'), digits, progress=False, model=build_model('small-cnn', 3, 10))
+    with pytest.raises(ValueError, match='needs a model with a smoothing head'):
+        Trainer(TrainConfig(method='pls'), digits, progress=False, model=build_model('small-cnn', 1, 10))

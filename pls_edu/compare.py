@@ -20,9 +20,10 @@ from .data import EMBEDDED
 
 # %% auto #0
 __all__ = ['GROUPS', 'expand_methods', 'plan_runs', 'run_all', 'collect', 'summary_table', 'format_table', 'write_table',
-           'load_logits', 'winning_scores', 'plot_histograms', 'compare', 'main']
+           'load_logits', 'winning_scores', 'plot_histograms', 'analysis_figures', 'readme_figure', 'format_analysis',
+           'compare', 'main']
 
-# %% ../nbs/11_compare.ipynb #88f76bbb
+# %% ../nbs/11_compare.ipynb #f230d491
 GROUPS = {'paper': PAPER_METHODS, 'ablations': ABLATIONS, 'all': list(METHODS)}
 
 def expand_methods(names):
@@ -34,7 +35,7 @@ def expand_methods(names):
             if m not in out: out.append(m)
     return out
 
-def plan_runs(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None, model='small-cnn', holdout=0.1, **kw):
+def plan_runs(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None, model='small-cnn', holdout=0.2, **kw):
     "One `TrainConfig` per (method, seed)."
     return [TrainConfig(dataset=dataset, model=model, method=m, seed=s, epochs=epochs, holdout=holdout, **kw)
             for m in expand_methods(methods) for s in seeds]
@@ -117,7 +118,7 @@ def write_table(rows, out):
     atomic_write(Path(out)/'table.csv', lambda f: f.write(buf.getvalue()), 'w')
     atomic_write(Path(out)/'table.md', lambda f: f.write(format_table(rows, markdown=True) + '\n'), 'w')
 
-# %% ../nbs/11_compare.ipynb #c3e362cb
+# %% ../nbs/11_compare.ipynb #ee8ecb42
 def load_logits(result_dir, split='test'):
     "The saved logits and labels of `split` in a run folder."
     p = Path(result_dir)/LOGITS
@@ -135,24 +136,128 @@ def winning_scores(out, results, methods=None):
     order = [m for m in (methods or METHODS) if m in by] + [m for m in by if m not in (methods or METHODS)]
     return {m: np.concatenate(by[m]) for m in order}
 
-def plot_histograms(scores, path=None, bins=20):
-    "One winning-softmax histogram per method (share of test images per bin); saved as PNG when `path` is given."
+def plot_histograms(scores, path=None, bins=20, min_score=None, cols=3, size=(3.3, 2.4)):
+    "One winning-softmax histogram per method (share of test images per bin); `min_score` drops lower scores (Fig. 5)."
     import matplotlib; import matplotlib.pyplot as plt
-    n = len(scores); cols = min(3, n); rows = math.ceil(n / cols)
-    fig, axs = plt.subplots(rows, cols, figsize=(3.3 * cols, 2.4 * rows), squeeze=False, sharex=True)
+    n = len(scores); cols = min(cols, n); rows = math.ceil(n / cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(size[0] * cols, size[1] * rows), squeeze=False, sharex=True)
     for ax, (m, s) in zip(axs.flat, scores.items()):
-        ax.hist(s, bins=bins, range=(0, 1), weights=np.full(len(s), 1 / len(s)), color='C3' if m.startswith('pls') else 'C0')
+        if min_score is not None: s = s[s >= min_score]
+        ax.hist(s, bins=bins, range=(min_score or 0, 1), weights=np.full(len(s), 1 / max(len(s), 1)), color='C3' if m.startswith('pls') else 'C0')
         ax.set_title(f"{m} (mean {s.mean():.2f})", fontsize=9)
     for ax in axs.flat[n:]: ax.axis('off')
-    for ax in axs[-1]: ax.set_xlabel('winning softmax')
+    for ax in axs[-1]: ax.set_xlabel('winning softmax' + (f' (scores >= {min_score})' if min_score else ''))
     for ax in axs[:, 0]: ax.set_ylabel('share of images')
     fig.tight_layout()
     if path: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110))
     return fig
 
-# %% ../nbs/11_compare.ipynb #c67152ed
+# %% ../nbs/11_compare.ipynb #6f4bc82e
+def _write_csv(path, rows):
+    buf = io.StringIO()
+    if rows:
+        wr = csv.DictWriter(buf, fieldnames=list(rows[0])); wr.writeheader(); wr.writerows(rows)
+    atomic_write(path, lambda f: f.write(buf.getvalue()), 'w')
+
+def _save(fig, path):
+    import matplotlib.pyplot as plt
+    atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110)); plt.close(fig)
+
+def _nanmean(v):
+    v = [x for x in v if x is not None]
+    return float(np.mean(v)) if v else float('nan')
+
+def analysis_figures(out, results, methods):
+    "Reliability, temperature scaling, ECE per epoch, soft targets and OOD files for the runs in `results`."
+    import matplotlib.pyplot as plt
+    from pls_edu.calibration import calibrate_run, CalibrationError, plot_reliability, plot_ece_curves, plot_soft_targets
+    from pls_edu.ood import ood_scores, plot_ood
+    out = Path(out)
+    by = {m: [r for r in results if r['config']['method'] == m] for m in methods}
+    by = {m: sorted(rs, key=lambda r: r['config']['seed']) for m, rs in by.items() if rs}
+    scores = winning_scores(out, results, methods)
+    _save(plot_histograms(scores, min_score=0.1), out/'winning_softmax_above_0.1.png')
+    # reliability diagrams, test logits pooled over seeds
+    cols = min(3, len(by)); rows_ = math.ceil(len(by) / cols)
+    fig, axs = plt.subplots(rows_, cols, figsize=(3.2 * cols, 3.1 * rows_), squeeze=False)
+    for ax, (m, rs) in zip(axs.flat, by.items()):
+        z = [load_logits(out/r['id']) for r in rs]
+        plot_reliability(torch.cat([a for a, _ in z]).double().softmax(1), torch.cat([b for _, b in z]), ax, m)
+    for ax in axs.flat[len(by):]: ax.axis('off')
+    fig.tight_layout(); _save(fig, out/'reliability.png')
+    # temperature scaling on each run's holdout
+    cal = []
+    for m, rs in by.items():
+        for r in rs:
+            row = {'method': m, 'seed': r['config']['seed'], 'T': None, 'multiplier': None, 'ece_before': r['final']['ece'], 'ece_after': None,
+                   'nll_before': r['final']['nll'], 'nll_after': None, 'note': ''}
+            try:
+                c = calibrate_run(out/r['id'])
+                row.update(T=c['T'], multiplier=c['factor'], ece_after=c['after']['ece'], nll_after=c['after']['nll'])
+            except (CalibrationError, FileNotFoundError) as e: row['note'] = str(e).split(';')[0]
+            cal.append(row)
+    _write_csv(out/'calibration.csv', cal)
+    summary = [{'method': m, 'runs': len(rs), 'fitted': sum(c['T'] is not None for c in cal if c['method'] == m),
+                'T': _nanmean([c['T'] for c in cal if c['method'] == m]),
+                'ece_before': _nanmean([c['ece_before'] for c in cal if c['method'] == m]),
+                'ece_after': _nanmean([c['ece_after'] for c in cal if c['method'] == m])} for m, rs in by.items()]
+    fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(summary)), 3))
+    xs = np.arange(len(summary))
+    ax.bar(xs - 0.2, [s_['ece_before'] for s_ in summary], 0.4, label='before')
+    ax.bar(xs + 0.2, [s_['ece_after'] for s_ in summary], 0.4, label='after temperature scaling')
+    ax.set_xticks(xs, [s_['method'] for s_ in summary], rotation=30, fontsize=8); ax.set_ylabel('test ECE'); ax.legend(fontsize=8)
+    fig.tight_layout(); _save(fig, out/'ece_temperature.png')
+    # ECE per epoch (Fig. 6)
+    fig, ax = plt.subplots(figsize=(5.5, 3.4))
+    plot_ece_curves(results, [m for m in ('erm', 'uls-0.1', 'mixup', 'pls') if m in by] or list(by), ax=ax)
+    fig.tight_layout(); _save(fig, out/'ece_per_epoch.png')
+    # soft targets (Figs. 1 and 4), mean over seeds
+    prof = {}
+    for m in ('pls', 'mixup', 'uls-0.1'):
+        ps = [r['target_profile'] for r in by.get(m, []) if r.get('target_profile')]
+        if ps: prof[m] = {'gold': np.mean([p['gold'] for p in ps], 0).tolist(), 'others': np.mean([p['others'] for p in ps], 0).tolist()}
+    if prof:
+        fig, ax = plt.subplots(figsize=(7, 3)); plot_soft_targets(prof, ax); fig.tight_layout(); _save(fig, out/'soft_targets.png')
+    # out of distribution: photograph patches
+    oods, ood_rows = {}, []
+    for m, rs in by.items():
+        for r in rs:
+            s_ = ood_scores(out/r['id'], 'patches')
+            if r is rs[0]: oods[m] = s_
+            ood_rows.append({'method': m, 'seed': r['config']['seed'], 'source': 'patches',
+                             'auroc': s_['raw']['auroc'], 'fpr95': s_['raw']['fpr95'], 'mean_winning_in': s_['raw']['mean_in'],
+                             'mean_winning_out': s_['raw']['mean_out'], 'auroc_ts': s_['ts']['auroc'] if s_['ts'] else None,
+                             'fpr95_ts': s_['ts']['fpr95'] if s_['ts'] else None})
+    _write_csv(out/'ood.csv', ood_rows)
+    fig, axs = plt.subplots(1, 2, figsize=(10, 3.4))
+    pick = {m: oods[m] for m in ('erm', 'uls-0.1', 'mixup', 'pls') if m in oods} or oods
+    plot_ood(pick, axs[0], 'raw'); plot_ood(pick, axs[1], 'ts', title='the same, temperature-scaled')
+    fig.tight_layout(); _save(fig, out/'ood.png')
+    ood_summary = [{'method': m, 'auroc': _nanmean([o['auroc'] for o in ood_rows if o['method'] == m]),
+                    'auroc_ts': _nanmean([o['auroc_ts'] for o in ood_rows if o['method'] == m]),
+                    'fpr95': _nanmean([o['fpr95'] for o in ood_rows if o['method'] == m]),
+                    'mean_winning_out': _nanmean([o['mean_winning_out'] for o in ood_rows if o['method'] == m])} for m in by]
+    return {'calibration': summary, 'ood': ood_summary, 'profiles': prof}
+
+def readme_figure(out, path, methods=('erm', 'uls-0.1', 'mixup', 'pls')):
+    "A small version of the winning-softmax histograms for the README."
+    res = [r for r in collect(out) if r['config']['method'] in methods]
+    fig = plot_histograms(winning_scores(out, res, list(methods)), cols=4, size=(2.2, 1.7), bins=15)
+    _save(fig, Path(path))
+
+def format_analysis(a):
+    "Printed summaries of temperature scaling and OOD detection."
+    lines = ['method         runs fitted  T      ECE before -> after TS']
+    for s_ in a['calibration']:
+        lines.append(f"{s_['method']:14s} {s_['runs']:4d} {s_['fitted']:6d}  {s_['T']:.3f}  {s_['ece_before']:.3f} -> {s_['ece_after']:.3f}")
+    lines += ['', 'method         OOD (photograph patches): AUROC  AUROC (TS)  FPR@95%TPR  mean winning softmax on patches']
+    for o in a['ood']:
+        lines.append(f"{o['method']:14s} {o['auroc']:29.3f}  {o['auroc_ts']:10.3f}  {o['fpr95']:10.3f}  {o['mean_winning_out']:.3f}")
+    return '\n'.join(lines)
+
+# %% ../nbs/11_compare.ipynb #2626bb00
 def compare(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None, out=None, workers=None,
-            progress=True, model='small-cnn', holdout=0.1):
+            progress=True, model='small-cnn', holdout=0.2, analysis=True):
     "Train `methods` x `seeds` on `dataset`, then write the table (CSV, markdown) and histograms into `out`."
     if dataset not in EMBEDDED: raise ValueError(f"unknown dataset {dataset!r}; the main job runs on {list(EMBEDDED)}")
     out = Path(out or f'results/{dataset}')
@@ -164,9 +269,10 @@ def compare(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None, 
     names = expand_methods(methods)
     rows = summary_table(results, names)
     write_table(rows, out)
-    plot_histograms(winning_scores(out, results, names), out/'winning_softmax.png')
+    _save(plot_histograms(winning_scores(out, results, names)), out/'winning_softmax.png')
+    extra = analysis_figures(out, results, names) if analysis else None
     wall = time.perf_counter() - t0
-    return {'rows': rows, 'counts': counts, 'wall_seconds': wall, 'out': out}
+    return {'rows': rows, 'counts': counts, 'wall_seconds': wall, 'out': out, 'analysis': extra}
 
 def main(argv=None):
     "Command line of the main job (`pls-compare --help`)."
@@ -178,12 +284,19 @@ def main(argv=None):
     p.add_argument('--out', default=None, help='results folder (default: results/<dataset>)')
     p.add_argument('--workers', type=int, default=None, help='parallel runs (default: one per CPU core)')
     p.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    p.add_argument('--no-analysis', action='store_true', help='skip the calibration and OOD figures')
+    p.add_argument('--readme-figure', default=None, help='also write a small histogram figure to this PNG path')
     a = p.parse_args(argv)
     try: expand_methods(a.methods)
     except ValueError as e: p.error(str(e))
     if a.epochs is not None and a.epochs < 1: p.error(f"--epochs must be >= 1, got {a.epochs}")
-    r = compare(a.dataset, a.methods, a.seeds, a.epochs, a.out, a.workers, not a.no_progress)
+    try: r = compare(a.dataset, a.methods, a.seeds, a.epochs, a.out, a.workers, not a.no_progress, analysis=not a.no_analysis)
+    except (ValueError, PermissionError) as e: p.error(str(e))
     print(f"\n{a.dataset}: test error (%) mean ± std over seeds {a.seeds}, mean winning softmax, ECE (15 bins), NLL\n")
     print(format_table(r['rows']))
-    print(f"\nruns: {r['counts']}; results in {r['out']}/ (table.csv, table.md, winning_softmax.png, one folder per run)")
+    if r['analysis']:
+        print(f"\ntemperature scaling (T fitted by LBFGS on each run's {int(100 * 0.2)}% holdout; 'fitted' counts runs whose holdout admits one)\n")
+        print(format_analysis(r['analysis']))
+    if a.readme_figure: readme_figure(r['out'], a.readme_figure)
+    print(f"\nruns: {r['counts']}; results in {r['out']}/ (table.csv, table.md, *.png, calibration.csv, ood.csv, one folder per run)")
     print(f"wall time: {r['wall_seconds']:.1f} s")

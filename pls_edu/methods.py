@@ -69,23 +69,26 @@ def uses_midpoints(method, step):
     if method.pairs != 'midpoint': return False
     return (not method.originals) or step % 2 == 1
 
-# %% ../nbs/04_methods.ipynb #95cb2c1e
+# %% ../nbs/04_methods.ipynb #ac8b8eb9
 def _one_hot(y, num_classes, dtype=torch.float32):
     return torch.zeros(len(y), num_classes, device=y.device, dtype=dtype).scatter_(1, y[:, None], 1.0)
 
-def method_batch(method, model, x, y, num_classes, step, gen=None, rng=None):
-    "Logits and soft targets `q'` for one optimizer step of `method` on batch `(x, y)`."
+def method_batch(method, model, x, y, num_classes, step, gen=None, rng=None, with_partner=False):
+    "Logits and soft targets `q'` for one optimizer step of `method` on batch `(x, y)` (and the partner index, if asked)."
     q = _one_hot(y, num_classes, x.dtype if x.is_floating_point() else torch.float32)
+    partner = None
     if method.pairs == 'mixup':
-        x, q = mixup(x, q, sample_lambda(method.alpha, rng), torch.randperm(len(x), generator=gen, device=x.device))
+        partner = torch.randperm(len(x), generator=gen, device=x.device)
+        x, q = mixup(x, q, sample_lambda(method.alpha, rng), partner)
     elif uses_midpoints(method, step):
-        x, q = midpoint(x, q, derangement(len(x), gen, x.device))
+        partner = derangement(len(x), gen, x.device)
+        x, q = midpoint(x, q, partner)
     if method.smooth == 'uniform': q = uniform_smooth(q, method.weight)
     if method.smooth in ('learned', 'coeff'):
         logits, s = model.forward_smooth(x)
         q = pls_targets(q, s, method.weight) if method.smooth == 'learned' else q * (1 - s[:, None]) + s[:, None] / num_classes
     else: logits = model(x)
-    return logits, q
+    return (logits, q, partner) if with_partner else (logits, q)
 
 def _full(t): return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 

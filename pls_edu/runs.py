@@ -16,8 +16,9 @@ from .train import TrainConfig, Trainer
 from .datasets import load_dataset
 
 # %% auto #0
-__all__ = ['RESULT_KEYS', 'RESULT', 'LOGITS', 'CKPT', 'atomic_write', 'save_json', 'CorruptResultError', 'read_result', 'run_id',
-           'run_dir', 'RunConflictError', 'check_writable', 'existing_result', 'run_one', 'train_parser', 'main']
+__all__ = ['RESULT_KEYS', 'RESULT', 'LOGITS', 'CKPT', 'MODEL', 'atomic_write', 'save_json', 'CorruptResultError', 'read_result',
+           'run_id', 'run_dir', 'RunConflictError', 'check_writable', 'existing_result', 'run_one', 'load_run_model',
+           'train_parser', 'main']
 
 # %% ../nbs/10_runs.ipynb #9351c4dc
 def atomic_write(path, write, mode='wb'):
@@ -49,8 +50,8 @@ def read_result(path):
         raise CorruptResultError(f"corrupt result file {path}: it lacks {[k for k in RESULT_KEYS if k not in (r if isinstance(r, dict) else {})]}")
     return r
 
-# %% ../nbs/10_runs.ipynb #692749d5
-RESULT, LOGITS, CKPT = 'result.json', 'logits.npz', 'checkpoint.pt'
+# %% ../nbs/10_runs.ipynb #18dfa7e0
+RESULT, LOGITS, CKPT, MODEL = 'result.json', 'logits.npz', 'checkpoint.pt', 'model.pt'
 
 def run_id(cfg): return f"{cfg.dataset}_{cfg.model}_{cfg.method}_s{cfg.seed}"
 def run_dir(out, cfg): return Path(out)/run_id(cfg)
@@ -68,7 +69,7 @@ def check_writable(folder):
     except OSError as e:
         raise PermissionError(f"results folder {folder} is not writable ({e.strerror}); choose another with --out") from None
 
-# %% ../nbs/10_runs.ipynb #456811e4
+# %% ../nbs/10_runs.ipynb #a1269142
 def _config_diff(a, b):
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
@@ -115,14 +116,34 @@ def run_one(cfg, out, data=None, ckpt_every=0, progress=True, data_root='data', 
         hl, hy = t.predict_split('holdout')
         arrays.update(holdout_logits=hl.numpy(), holdout_labels=hy.numpy())
     atomic_write(d/LOGITS, lambda f: np.savez_compressed(f, **arrays))
+    atomic_write(d/MODEL, lambda f: torch.save(t.model.state_dict(), f))
     final = {k: v for k, v in t.history[-1].items() if k not in ('epoch', 'lr', 'train_time')}
+    from pls_edu.calibration import soft_target_profile
     result = {'id': run_id(cfg), 'config': asdict(t.cfg), 'final': final, 'history': t.history,
+              'data': {'name': t.data.name, 'channels': t.data.channels, 'size': list(t.data.size), 'num_classes': t.data.num_classes,
+                       'mean': list(t.data.mean), 'std': list(t.data.std),
+                       'train': len(t.data.x_train), 'test': len(t.data.x_test),
+                       'holdout': len(t.data.x_holdout) if t.data.x_holdout is not None else 0},
+              'target_profile': soft_target_profile(t.method, t.model, t.data, t.device, seed=t.cfg.seed),
               'train_seconds': sum(h['train_time'] for h in t.history), 'wall_seconds_this_process': time.perf_counter() - t0,
               'status': status, 'threads': torch.get_num_threads(), 'device_name': _device_name(t.device),
               'torch': torch.__version__, 'pls_edu': pls_edu.__version__}
     save_json(d/RESULT, result)
     ck.unlink(missing_ok=True)
     return {'status': status, 'result': result}
+
+# %% ../nbs/10_runs.ipynb #8e875a80
+def load_run_model(folder, device='cpu'):
+    "The finished run in `folder` as (model in eval mode, result dict); weights loaded with `weights_only=True`."
+    from pls_edu.models import build_model
+    from pls_edu.methods import get_method
+    folder = Path(folder)
+    r = read_result(folder/RESULT)
+    if not (folder/MODEL).exists(): raise FileNotFoundError(f"{folder} holds no {MODEL}; the run did not finish or predates model saving")
+    c, dd = r['config'], r['data']
+    m = build_model(c['model'], dd['channels'], dd['num_classes'], get_method(c['method']).head_out(dd['num_classes']), c['detach_head'])
+    m.load_state_dict(torch.load(folder/MODEL, map_location=device, weights_only=True))
+    return m.to(device).eval(), r
 
 # %% ../nbs/10_runs.ipynb #b13593a9
 def _cli_type(f):

@@ -19,7 +19,7 @@ from .data import with_holdout
 
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'step_milestones', 'TrainConfig', 'make_sgd', 'Trainer', 'train_epoch',
-           'predict_split', 'evaluate', 'fit', 'train']
+           'predict_split', 'evaluate', 'temperature_metrics', 'fit', 'train']
 
 # %% ../nbs/08_train.ipynb #06094b57
 RECIPES = {
@@ -151,7 +151,7 @@ class Trainer:
         self.gen.set_state(sd['gen']); self.rng.bit_generator.state = sd['rng']; torch.set_rng_state(sd['torch_rng'])
         self.step, self.epoch, self.history = sd['step'], sd['epoch'], list(sd['history'])
 
-# %% ../nbs/08_train.ipynb #f973c105
+# %% ../nbs/08_train.ipynb #4953c2c3
 def _autocast(self):
     return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp)
 
@@ -197,6 +197,16 @@ def evaluate(self):
     self.logits, self.labels = predict_split(self, 'test')
     return summarize(self.logits, self.labels)
 
+def temperature_metrics(self):
+    "With a holdout: the temperature fitted on it this epoch, and the test ECE and NLL after scaling (Fig. 6's PLS-TS)."
+    from pls_edu.calibration import fit_temperature, CalibrationError
+    from pls_edu.metrics import ece
+    hl, hy = predict_split(self, 'holdout')
+    try: T = fit_temperature(hl, hy)['T']
+    except CalibrationError: return {'temperature': None, 'ece_ts': None, 'nll_ts': None}
+    z = self.logits.double() / T
+    return {'temperature': T, 'ece_ts': ece(z.softmax(1), self.labels), 'nll_ts': float(torch.nn.functional.cross_entropy(z, self.labels))}
+
 def fit(self, on_epoch=None):
     "Train until `cfg.epochs`, from wherever the state is; `on_epoch(trainer)` runs after each epoch. Returns the history."
     bar = tqdm(total=self.cfg.epochs, initial=self.epoch, disable=not self.progress, leave=False,
@@ -207,6 +217,7 @@ def fit(self, on_epoch=None):
         if self.device.type == 'cuda': torch.cuda.synchronize(self.device)
         t_train = time.perf_counter() - t0
         m = evaluate(self)
+        if self.cfg.holdout: m.update(temperature_metrics(self))
         self.history.append({'epoch': self.epoch + 1, 'lr': lr, 'train_loss': loss, 'train_time': t_train, **m})
         self.epoch += 1
         bar.update(1); bar.set_postfix(loss=f"{loss:.3f}", err=f"{m['error']:.2f}")

@@ -14,7 +14,7 @@ setuptools.setup(
     url=cfg['git_url'], license='Apache-2.0',
     long_description=open('README.md', encoding='utf-8').read(), long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
-    include_package_data=True, zip_safe=False,
+    include_package_data=True, zip_safe=False, package_data={cfg['lib_path']: ['*.csv']},
     python_requires='>=' + cfg['min_python'],
     install_requires=shlex.split(cfg.get('requirements', '')),
     extras_require={'dev': shlex.split(cfg.get('dev_requirements', ''))},

@@ -255,7 +255,7 @@ def format_analysis(a):
         lines.append(f"{o['method']:14s} {o['auroc']:29.3f}  {o['auroc_ts']:10.3f}  {o['fpr95']:10.3f}  {o['mean_winning_out']:.3f}")
     return '\n'.join(lines)
 
-# %% ../nbs/11_compare.ipynb #2626bb00
+# %% ../nbs/11_compare.ipynb #5d5d14a8
 def compare(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None, out=None, workers=None,
             progress=True, model='small-cnn', holdout=0.2, analysis=True):
     "Train `methods` x `seeds` on `dataset`, then write the table (CSV, markdown) and histograms into `out`."
@@ -283,6 +283,7 @@ def main(argv=None):
     p.add_argument('--epochs', type=int, default=None, help='epochs per run (default: the cpu recipe, 20)')
     p.add_argument('--out', default=None, help='results folder (default: results/<dataset>)')
     p.add_argument('--workers', type=int, default=None, help='parallel runs (default: one per CPU core)')
+    p.add_argument('--holdout', type=float, default=0.2, help='share of the training split held out for temperature scaling (default 0.2)')
     p.add_argument('--no-progress', action='store_true', help='hide progress bars')
     p.add_argument('--no-analysis', action='store_true', help='skip the calibration and OOD figures')
     p.add_argument('--readme-figure', default=None, help='also write a small histogram figure to this PNG path')
@@ -290,12 +291,14 @@ def main(argv=None):
     try: expand_methods(a.methods)
     except ValueError as e: p.error(str(e))
     if a.epochs is not None and a.epochs < 1: p.error(f"--epochs must be >= 1, got {a.epochs}")
-    try: r = compare(a.dataset, a.methods, a.seeds, a.epochs, a.out, a.workers, not a.no_progress, analysis=not a.no_analysis)
+    if not 0 <= a.holdout < 1: p.error(f"--holdout must be a fraction in [0, 1), got {a.holdout}")
+    try: r = compare(a.dataset, a.methods, a.seeds, a.epochs, a.out, a.workers, not a.no_progress, holdout=a.holdout,
+                     analysis=not a.no_analysis)
     except (ValueError, PermissionError) as e: p.error(str(e))
     print(f"\n{a.dataset}: test error (%) mean ± std over seeds {a.seeds}, mean winning softmax, ECE (15 bins), NLL\n")
     print(format_table(r['rows']))
     if r['analysis']:
-        print(f"\ntemperature scaling (T fitted by LBFGS on each run's {int(100 * 0.2)}% holdout; 'fitted' counts runs whose holdout admits one)\n")
+        print(f"\ntemperature scaling (T fitted by LBFGS on each run's {100 * a.holdout:g}% holdout; 'fitted' counts runs whose holdout admits one)\n")
         print(format_analysis(r['analysis']))
     if a.readme_figure: readme_figure(r['out'], a.readme_figure)
     print(f"\nruns: {r['counts']}; results in {r['out']}/ (table.csv, table.md, *.png, calibration.csv, ood.csv, one folder per run)")

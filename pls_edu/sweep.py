@@ -172,7 +172,7 @@ def collect_preset(name, out, **narrow):
         errs.setdefault((cfg['model'], cfg['dataset'], cfg['method']), []).append(r['final']['error'])
     return errs, corrupt
 
-# %% ../nbs/18_sweep.ipynb #07b7e4eb
+# %% ../nbs/18_sweep.ipynb #2f9bc69a
 def _cell(v):
     if not v: return None
     return float(np.mean(v)), (float(np.std(v, ddof=1)) if len(v) > 1 else None), len(v)
@@ -232,7 +232,8 @@ def plot_fig3(rows, path=None):
     fig, ax = plt.subplots(figsize=(4.5, 3))
     if pts:
         x, y, e = zip(*sorted(pts)); ax.errorbar(x, y, e, marker='o', capsize=3, label='ours')
-    ax.plot([0.5], [19.14], 'r*', ms=10, label='paper, w = 0.5 (PLS)')
+    pw = paper_results().get(('fig3', R18, 'cifar100', 'pls-w0.5'))
+    if pw: ax.plot([0.5], [pw[0]], 'r*', ms=10, label='paper, w = 0.5 (PLS)')
     ax.set_xlabel('reweight factor w'); ax.set_ylabel('test error (%)'); ax.legend(fontsize=8)
     if path: atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=110)); plt.close(fig)
     return fig

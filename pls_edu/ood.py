@@ -35,12 +35,14 @@ def fpr_at_tpr(scores_in, scores_out, tpr=0.95):
     thr = a[max(math.ceil(tpr * len(a)) - 1, 0)]
     return float((b >= thr).mean())
 
-# %% ../nbs/15_ood.ipynb #68ffb431
+# %% ../nbs/15_ood.ipynb #1c1c2d31
 @functools.lru_cache(maxsize=8)
 def natural_patches(channels, size, n=2000, seed=0):
     "`n` uint8 patches `(n, channels, *size)` cut from scikit-learn's two sample photographs at random positions and scales (cached)."
-    from sklearn.datasets import load_sample_images
-    imgs = [torch.from_numpy(np.array(i)).permute(2, 0, 1).float() for i in load_sample_images().images]
+    from PIL import Image
+    from pls_edu.data import package_file
+    imgs = [torch.from_numpy(np.array(Image.open(package_file('sklearn', 'datasets', 'images', f)).convert('RGB'))).permute(2, 0, 1).float()
+            for f in ('china.jpg', 'flower.jpg')]
     g = torch.Generator().manual_seed(seed)
     h, w = size
     out = []

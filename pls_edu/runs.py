@@ -16,9 +16,9 @@ from .train import TrainConfig, Trainer
 from .datasets import load_dataset
 
 # %% auto #0
-__all__ = ['RESULT_KEYS', 'RESULT', 'LOGITS', 'CKPT', 'MODEL', 'atomic_write', 'save_json', 'CorruptResultError', 'read_result',
-           'run_id', 'run_dir', 'RunConflictError', 'check_writable', 'existing_result', 'run_one', 'load_run_model',
-           'train_parser', 'main']
+__all__ = ['RESULT_KEYS', 'RESULT', 'LOGITS', 'CKPT', 'MODEL', 'EXECUTION_FIELDS', 'atomic_write', 'save_json',
+           'CorruptResultError', 'read_result', 'run_id', 'run_identity', 'run_dir', 'RunConflictError',
+           'check_writable', 'existing_result', 'run_one', 'load_run_model', 'train_parser', 'main']
 
 # %% ../nbs/10_runs.ipynb #9351c4dc
 def atomic_write(path, write, mode='wb'):
@@ -50,10 +50,17 @@ def read_result(path):
         raise CorruptResultError(f"corrupt result file {path}: it lacks {[k for k in RESULT_KEYS if k not in (r if isinstance(r, dict) else {})]}")
     return r
 
-# %% ../nbs/10_runs.ipynb #18dfa7e0
+# %% ../nbs/10_runs.ipynb #bbfa8389
 RESULT, LOGITS, CKPT, MODEL = 'result.json', 'logits.npz', 'checkpoint.pt', 'model.pt'
 
 def run_id(cfg): return f"{cfg.dataset}_{cfg.model}_{cfg.method}_s{cfg.seed}"
+
+EXECUTION_FIELDS = ('device', 'amp', 'channels_last', 'compile', 'loader', 'workers', 'eval_batch_size')
+
+def run_identity(cfg):
+    "The fields of a config (a `TrainConfig` or its dict) that define what is trained: all but the execution settings."
+    d = cfg if isinstance(cfg, dict) else asdict(cfg.resolved())
+    return {k: v for k, v in d.items() if k not in EXECUTION_FIELDS}
 def run_dir(out, cfg): return Path(out)/run_id(cfg)
 
 class RunConflictError(ValueError):
@@ -69,7 +76,7 @@ def check_writable(folder):
     except OSError as e:
         raise PermissionError(f"results folder {folder} is not writable ({e.strerror}); choose another with --out") from None
 
-# %% ../nbs/10_runs.ipynb #a1269142
+# %% ../nbs/10_runs.ipynb #4fa476ba
 def _config_diff(a, b):
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
@@ -83,9 +90,9 @@ def existing_result(out, cfg):
         os.replace(p, aside)
         print(f"warning: {e}; moved it to {aside.name} and running the run again")
         return None
-    want = asdict(cfg.resolved())
-    if r['config'] != want:
-        raise RunConflictError(f"{p} holds a finished run with a different config {_config_diff(r['config'], want)} "
+    have, want = run_identity(r['config']), run_identity(cfg)
+    if have != want:
+        raise RunConflictError(f"{p} holds a finished run with a different config {_config_diff(have, want)} "
                                "(stored, requested); use another results folder or remove that run")
     return r
 
@@ -101,8 +108,11 @@ def run_one(cfg, out, data=None, ckpt_every=0, progress=True, data_root='data', 
     status, ck = 'done', d/CKPT
     if ck.exists():
         sd = torch.load(ck, map_location='cpu', weights_only=True)
-        if sd['config'] != asdict(t.cfg):
-            raise RunConflictError(f"{ck} was written for a different config {_config_diff(sd['config'], asdict(t.cfg))}")
+        if run_identity(sd['config']) != run_identity(t.cfg):
+            raise RunConflictError(f"{ck} was written for a different config {_config_diff(run_identity(sd['config']), run_identity(t.cfg))}")
+        if torch.device(sd['config']['device']).type != t.device.type:
+            raise RunConflictError(f"{ck} was written on {sd['config']['device']} and cannot resume exactly on {t.cfg.device} "
+                                   f"(random generator states differ between device types); resume it on {torch.device(sd['config']['device']).type}")
         t.load_state_dict(sd); status = 'resumed'
         print(f"resuming {run_id(cfg)} from epoch {t.epoch}")
     def _on_epoch(t):

@@ -104,7 +104,7 @@ def make_sgd(params, lr, momentum, weight_decay):
     try: return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError): return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
-# %% ../nbs/08_train.ipynb #0c9a7a8f
+# %% ../nbs/08_train.ipynb #08ff99ba
 class Trainer:
     "State and loop of one training run of `cfg` on `data` (an `ImageData`); `model` overrides the one `cfg` names."
     def __init__(self, cfg, data, progress=True, model=None):
@@ -136,8 +136,8 @@ class Trainer:
                 raise ValueError(f"batch_size {c.batch_size} is larger than the train split of {data.name} ({len(data.x_train)} images)")
             self.train_dl = baseline_loader(data, 'train', c.batch_size, c.augment, num_workers=c.workers,
                                             generator=torch.Generator().manual_seed(c.seed))
-        self.test_dl = DeviceLoader(data, 'test', min(c.eval_batch_size, len(data.x_test)), self.device, False, False,
-                                    channels_last=c.channels_last)
+        self.eval_dls = {s: DeviceLoader(data, s, min(c.eval_batch_size, len(data.split(s)[0])), self.device, False, False,
+                                         channels_last=c.channels_last) for s in ('test', 'holdout') if s in data.splits}
         self.logits = self.labels = None
 
     def state_dict(self):
@@ -151,11 +151,11 @@ class Trainer:
         self.gen.set_state(sd['gen']); self.rng.bit_generator.state = sd['rng']; torch.set_rng_state(sd['torch_rng'])
         self.step, self.epoch, self.history = sd['step'], sd['epoch'], list(sd['history'])
 
-# %% ../nbs/08_train.ipynb #4953c2c3
+# %% ../nbs/08_train.ipynb #1a68053a
 def _autocast(self):
     return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp)
 
-def _nan_error(self, step, batch_size):
+def _nan_error(self, step):
     per = len(self.train_dl)
     return FloatingPointError(f"{self.cfg.method} loss became NaN/inf at step {step} (epoch {step // per}, batch {step % per}); "
                               f"the run was stopped. Try a lower learning rate (lr={self.cfg.lr}) or check the inputs.")
@@ -174,7 +174,7 @@ def train_epoch(self, max_steps=None):
         with _autocast(self):
             loss = method_loss(self.method, self.model, x, y, K, self.step, self.gen, self.rng)
         if cpu:
-            if not math.isfinite(loss.item()): raise _nan_error(self, self.step, len(x))
+            if not math.isfinite(loss.item()): raise _nan_error(self, self.step)
         else:
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss), self.step, first_bad)
         self.opt.zero_grad(set_to_none=True)
@@ -182,14 +182,14 @@ def train_epoch(self, max_steps=None):
         self.opt.step()
         total += loss.detach()
         self.step += 1
-    if int(first_bad) >= 0: raise _nan_error(self, int(first_bad), 0)
+    if int(first_bad) >= 0: raise _nan_error(self, int(first_bad))
     if max_steps is None: self.sched.step()
     return float(total) / max(n, 1)
 
 def predict_split(self, split):
     "Logits and labels of the current model on `split` ('test', 'holdout' or 'train'), without augmentation."
-    dl = self.test_dl if split == 'test' else DeviceLoader(self.data, split, min(self.cfg.eval_batch_size, len(self.data.split(split)[0])),
-                                                           self.device, False, False, channels_last=self.cfg.channels_last)
+    dl = self.eval_dls.get(split) or DeviceLoader(self.data, split, min(self.cfg.eval_batch_size, len(self.data.split(split)[0])),
+                                                  self.device, False, False, channels_last=self.cfg.channels_last)
     with _autocast(self): return predict(self.model, dl)
 
 def evaluate(self):

@@ -112,6 +112,10 @@ def test_table1_layout_beside_the_paper(tmp_path):
     # a finished run of another config (other epochs) is not counted
     _fake_result(tmp_path/'other', dataclasses.replace(runs[0]['config'], epochs=10), 1.0)
     assert aggregate('table1', tmp_path/'other')['runs'] == 0
+    # but one trained on a GPU (device, bf16 autocast, channels_last, compile) is the same run
+    gpu = dataclasses.replace(runs[0]['config'], device='cpu', amp=True, channels_last=True, compile=True, workers=8)
+    _fake_result(tmp_path/'gpu', gpu, 5.0)
+    assert aggregate('table1', tmp_path/'gpu')['runs'] == 1
 
 
 def test_paper_numbers_are_complete():

@@ -94,7 +94,7 @@ def fit_temperature(logits, labels, method='lbfgs'):
     if method == 'grid': return fit_temperature_grid(logits, labels)
     raise ValueError(f"unknown temperature fit {method!r}; choose 'lbfgs' or 'grid'")
 
-# %% ../nbs/14_calibration.ipynb #a8bf1b8d
+# %% ../nbs/14_calibration.ipynb #d6cd99fa
 def calibrate(holdout_logits, holdout_labels, test_logits, test_labels, method='lbfgs'):
     "Fit T on the holdout; test ECE, NLL, error and winning softmax before and after scaling."
     fit = fit_temperature(holdout_logits, holdout_labels, method)
@@ -105,13 +105,11 @@ def calibrate(holdout_logits, holdout_labels, test_logits, test_labels, method='
 
 def calibrate_run(folder, method='lbfgs'):
     "`calibrate` on the logits saved in run `folder` (needs a run trained with a holdout)."
-    p = Path(folder)/'logits.npz'
-    if not p.exists(): raise FileNotFoundError(f"run folder {folder} holds no logits.npz: the run did not finish, or it is not a run folder")
-    z = np.load(p)
-    if 'holdout_logits' not in z.files:
-        raise CalibrationError(f"run folder {folder} has no holdout logits: train it with TrainConfig(holdout=0.1) to fit a temperature")
-    t = lambda k: torch.from_numpy(z[k])
-    return calibrate(t('holdout_logits'), t('holdout_labels'), t('test_logits'), t('test_labels'), method)
+    from pls_edu.runs import load_logits
+    test = load_logits(folder, 'test')
+    try: hold = load_logits(folder, 'holdout')
+    except KeyError: raise CalibrationError(f"run folder {folder} has no holdout logits: train it with TrainConfig(holdout=0.1) to fit a temperature") from None
+    return calibrate(*hold, *test, method)
 
 # %% ../nbs/14_calibration.ipynb #d209e242
 def plot_ece_curves(results, methods=None, ts_methods=('pls',), ax=None):

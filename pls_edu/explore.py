@@ -82,7 +82,7 @@ def pair_explorer(model, data):
     return W.interactive(show_pair, i=W.IntSlider(value=0, min=0, max=n), j=W.IntSlider(value=1, min=0, max=n),
                          model=W.fixed(model), data=W.fixed(data), w=W.fixed(0.5))
 
-# %% ../nbs/16_explore.ipynb #52650e7c
+# %% ../nbs/16_explore.ipynb #309d1032
 def show_temperature(logits, labels, T=1.0, title=None):
     "Reliability diagram and ECE of `softmax(logits / T)`."
     import matplotlib.pyplot as plt
@@ -96,13 +96,11 @@ def temperature_explorer(folder):
     "A log-scale temperature slider over the test logits of the run in `folder`."
     import ipywidgets as W
     from pls_edu.calibration import calibrate_run, CalibrationError
-    from pls_edu.runs import read_result
+    from pls_edu.runs import read_result, load_logits
     from pathlib import Path
-    p = Path(folder)/'logits.npz'
-    if not p.exists(): raise FileNotFoundError(f"run folder {folder} holds no logits.npz")
-    z = np.load(p)
+    logits, labels = load_logits(folder)
     try: T0 = calibrate_run(folder)['T']
     except (CalibrationError, ValueError): T0 = 1.0
     name = read_result(Path(folder)/'result.json')['config']['method']
-    return W.interactive(show_temperature, logits=W.fixed(torch.from_numpy(z['test_logits'])), labels=W.fixed(torch.from_numpy(z['test_labels'])),
+    return W.interactive(show_temperature, logits=W.fixed(logits), labels=W.fixed(labels),
                          T=W.FloatLogSlider(value=T0, base=10, min=-2, max=1.3, step=0.02, description='T'), title=W.fixed(name))

@@ -16,11 +16,11 @@ from .train import TrainConfig, Trainer
 from .datasets import load_dataset
 
 # %% auto #0
-__all__ = ['RESULT_KEYS', 'RESULT', 'LOGITS', 'CKPT', 'MODEL', 'EXECUTION_FIELDS', 'atomic_write', 'save_json',
-           'CorruptResultError', 'read_result', 'run_id', 'run_identity', 'run_dir', 'RunConflictError',
-           'check_writable', 'existing_result', 'run_one', 'load_run_model', 'train_parser', 'main']
+__all__ = ['RESULT_KEYS', 'RESULT', 'LOGITS', 'CKPT', 'MODEL', 'EXECUTION_FIELDS', 'atomic_write', 'save_json', 'save_csv',
+           'save_png', 'CorruptResultError', 'read_result', 'run_id', 'run_identity', 'run_dir', 'RunConflictError',
+           'check_writable', 'existing_result', 'run_one', 'load_logits', 'load_run_model', 'train_parser', 'main']
 
-# %% ../nbs/10_runs.ipynb #9351c4dc
+# %% ../nbs/10_runs.ipynb #54f40ab5
 def atomic_write(path, write, mode='wb'):
     "Write `path` via `write(fileobj)` into a temporary file that is renamed onto `path` only when complete."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -35,6 +35,19 @@ def atomic_write(path, write, mode='wb'):
 def save_json(path, obj):
     "Atomically write `obj` as JSON."
     atomic_write(path, lambda f: json.dump(obj, f, indent=1, allow_nan=False), 'w')
+
+def save_csv(path, rows):
+    "Atomically write a list of dicts as CSV (columns from the first row)."
+    import csv, io
+    buf = io.StringIO()
+    if rows:
+        w = csv.DictWriter(buf, fieldnames=list(rows[0])); w.writeheader(); w.writerows(rows)
+    atomic_write(path, lambda f: f.write(buf.getvalue()), 'w')
+
+def save_png(fig, path, dpi=110):
+    "Atomically save a matplotlib figure as PNG, then close it."
+    import matplotlib.pyplot as plt
+    atomic_write(path, lambda f: fig.savefig(f, format='png', dpi=dpi)); plt.close(fig)
 
 # %% ../nbs/10_runs.ipynb #7359fa37
 class CorruptResultError(ValueError):
@@ -142,7 +155,15 @@ def run_one(cfg, out, data=None, ckpt_every=0, progress=True, data_root='data', 
     ck.unlink(missing_ok=True)
     return {'status': status, 'result': result}
 
-# %% ../nbs/10_runs.ipynb #8e875a80
+# %% ../nbs/10_runs.ipynb #47eb5a08
+def load_logits(folder, split='test'):
+    "The saved logits and labels of `split` ('test' or 'holdout') in run `folder`, as tensors."
+    p = Path(folder)/LOGITS
+    if not p.exists(): raise FileNotFoundError(f"run folder {folder} holds no {LOGITS}: the run did not finish, or it is not a run folder")
+    z = np.load(p)
+    if f'{split}_logits' not in z.files: raise KeyError(f"{p} has no {split} logits; it has {sorted(z.files)}")
+    return torch.from_numpy(z[f'{split}_logits']), torch.from_numpy(z[f'{split}_labels'])
+
 def load_run_model(folder, device='cpu'):
     "The finished run in `folder` as (model in eval mode, result dict); weights loaded with `weights_only=True`."
     from pls_edu.models import build_model

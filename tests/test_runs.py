@@ -25,7 +25,7 @@ CHILD = textwrap.dedent('''
     out, marker = sys.argv[1], Path(sys.argv[2])
     def on_epoch(t):
         if t.epoch == 3: marker.write_text('3')       # the parent kills us as soon as it sees this
-    run_one(TrainConfig(method='pls', epochs=6, holdout=0.1), out, load_digits_data(), ckpt_every=1, progress=False, on_epoch=on_epoch)
+    run_one(TrainConfig(method='pls', epochs=24, holdout=0.1), out, load_digits_data(), ckpt_every=1, progress=False, on_epoch=on_epoch)
     time.sleep(60)
 ''')
 
@@ -44,10 +44,10 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, digits):
     finally:
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    cfg = TrainConfig(method='pls', epochs=6, holdout=0.1)
+    cfg = TrainConfig(method='pls', epochs=24, holdout=0.1)      # long enough that the kill lands mid-run
     d = run_dir(out, cfg)
     assert not (d/RESULT).exists(), 'a killed run must not look finished'
-    assert (d/CKPT).exists()
+    assert (d/CKPT).exists() and 3 <= torch.load(d/CKPT, weights_only=True)['epoch'] < 24
     resumed = run_one(cfg, out, digits, ckpt_every=1, progress=False)
     assert resumed['status'] == 'resumed'
     fresh = run_one(cfg, tmp_path/'fresh', digits, progress=False)

@@ -5,8 +5,7 @@
 # %% auto #0
 __all__ = ['derangement', 'midpoint', 'sample_lambda', 'mixup']
 
-# %% ../nbs/02_midpoints.ipynb #6068154b
-import numpy as np
+# %% ../nbs/02_midpoints.ipynb #2bc450cd
 import torch
 
 # %% ../nbs/02_midpoints.ipynb #82065856

@@ -6,8 +6,7 @@
 __all__ = ['MODELS', 'SmallCNN', 'conv3x3', 'PreActBlock', 'Bottleneck', 'ResNet', 'preact_resnet18', 'resnet50', 'build_model',
            'check_compatible']
 
-# %% ../nbs/05_models.ipynb #48bb91cb
-import torch
+# %% ../nbs/05_models.ipynb #d4c55b4d
 import torch.nn as nn
 import torch.nn.functional as F
 from .head import PLSNet

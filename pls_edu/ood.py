@@ -80,14 +80,16 @@ def ood_logits(folder, source='patches', data_root='data', device='cpu', batch_s
     atomic_write(cache, lambda f: np.savez_compressed(f, logits=out.numpy()))
     return out
 
-# %% ../nbs/15_ood.ipynb #5aab4ded
-def ood_scores(folder, source='patches', data_root='data', device='cpu'):
+# %% ../nbs/15_ood.ipynb #f76b1f6e
+def ood_scores(folder, source='patches', data_root='data', device='cpu', temperature='fit'):
     "Winning softmax in/out of distribution for one run, raw and temperature-scaled, with AUROC and FPR@95%TPR."
     folder = Path(folder)
     zin, zout = load_logits(folder)[0].double(), ood_logits(folder, source, data_root, device).double()
     out = {'method': read_result(folder/RESULT)['config']['method'], 'source': source}
-    try: T = calibrate_run(folder)['T']
-    except (CalibrationError, FileNotFoundError): T = None
+    T = temperature
+    if T == 'fit':          # fit on the run's holdout, unless the caller already did (a number) or wants none (None)
+        try: T = calibrate_run(folder)['T']
+        except (CalibrationError, FileNotFoundError): T = None
     for tag, t in (('raw', 1.0), ('ts', T)):
         if t is None: out[tag] = None; continue
         si, so = (zin / t).softmax(1).max(1).values.numpy(), (zout / t).softmax(1).max(1).values.numpy()

@@ -10,14 +10,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .metrics import reliability, ece, check_preds, summarize
-from .head import target_profile
-from .methods import get_method, method_batch
-from .loaders import DeviceLoader
+from .metrics import reliability, ece, check_preds, summarize, binned, ece_of_bins
 
 # %% auto #0
-__all__ = ['plot_reliability', 'CalibrationError', 'fit_temperature_grid', 'fit_temperature_lbfgs', 'fit_temperature',
-           'calibrate', 'calibrate_run', 'plot_ece_curves', 'soft_target_profile', 'plot_soft_targets']
+__all__ = ['TS_GRID', 'plot_reliability', 'CalibrationError', 'fit_temperature_grid', 'fit_temperature_lbfgs', 'fit_temperature',
+           'calibrate', 'ece_at_temperatures', 'fixed_temperature_curve', 'plot_ece_curves', 'plot_soft_targets']
 
 # %% ../nbs/14_calibration.ipynb #97d90ec3
 def plot_reliability(probs, labels, ax=None, title=None, n_bins=15):
@@ -101,52 +98,42 @@ def calibrate(holdout_logits, holdout_labels, test_logits, test_labels, method='
     assert torch.equal(test_logits.argmax(1), (test_logits.double() / fit['T']).argmax(1))   # a temperature never changes a prediction
     return {**fit, 'before': before, 'after': after, 'accuracy_unchanged': before['error'] == after['error']}
 
-def calibrate_run(folder, method='lbfgs'):
-    "`calibrate` on the logits saved in run `folder` (needs a run trained with a holdout)."
-    from pls_edu.runs import load_logits
-    test = load_logits(folder, 'test')
-    try: hold = load_logits(folder, 'holdout')
-    except KeyError: raise CalibrationError(f"run folder {folder} has no holdout logits: train it with TrainConfig(holdout=0.1) to fit a temperature") from None
-    return calibrate(*hold, *test, method)
+# %% ../nbs/14_calibration.ipynb #535ac916
+TS_GRID = torch.logspace(math.log10(0.02), math.log10(50), 161, dtype=torch.float64)
+
+def ece_at_temperatures(logits, labels, temps, n_bins=15):
+    "Test ECE of `softmax(logits / T)` for every `T` in `temps` (one pass over the bins per temperature)."
+    check_preds(logits, labels)
+    z = logits.double()
+    d = z - z.max(1, keepdim=True).values                      # the winning softmax at T is 1 / sum_k exp(d_k / T)
+    correct = (z.argmax(1) == labels).double()
+    return [ece_of_bins(binned(1 / torch.exp(d / float(T)).sum(1), correct, n_bins)) for T in temps]
+
+def fixed_temperature_curve(history, T, grid=TS_GRID):
+    "The grid temperature nearest to `T`, and each epoch's test ECE at it (from the `ece_grid` of each history entry)."
+    i = int(torch.argmin((grid.log() - math.log(T)).abs()))
+    return float(grid[i]), [h['ece_grid'][i] for h in history]
 
 # %% ../nbs/14_calibration.ipynb #d209e242
-def plot_ece_curves(results, methods=None, ts_methods=('pls',), ax=None):
-    "ECE per epoch (mean over seeds) for each method in `results`, plus '<method>-TS' curves for `ts_methods`."
+def plot_ece_curves(results, methods=None, ts_methods=('pls',), ts=('refit', 'fixed'), ax=None):
+    "Test ECE per epoch (mean over seeds) per method, plus temperature-scaled curves ('refit' and/or 'fixed') for `ts_methods`."
     import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(5, 3.2))
     by = {}
     for r in results: by.setdefault(r['config']['method'], []).append(r['history'])
+    style = {'refit': ('--', 'T refit each epoch'), 'fixed': (':', 'one T for all epochs (paper)')}
     for m in (methods or list(by)):
         if m not in by: continue
         n = min(len(h) for h in by[m])
         ep = np.arange(1, n + 1)
-        ax.plot(ep, np.mean([[e['ece'] for e in h[:n]] for h in by[m]], 0), label=m)
-        if m in ts_methods:   # epochs whose holdout admitted no temperature (all right) are left out of the mean
-            ts = np.array([[np.nan if e.get('ece_ts') is None else e['ece_ts'] for e in h[:n]] for h in by[m]])
-            if not np.isnan(ts).all():
-                with np.errstate(all='ignore'): ax.plot(ep, np.nanmean(ts, 0), '--', label=f'{m}-TS')
-    ax.set_xlabel('epoch'); ax.set_ylabel('test ECE (15 bins)'); ax.legend(fontsize=8)
+        line, = ax.plot(ep, np.mean([[e['ece'] for e in h[:n]] for h in by[m]], 0), label=m)
+        for mode in (ts if m in ts_methods else ()):   # epochs whose holdout admitted no temperature are left out of the mean
+            v = np.array([[np.nan if e.get(f'ece_ts_{mode}') is None else e[f'ece_ts_{mode}'] for e in h[:n]] for h in by[m]])
+            if not np.isnan(v).all():
+                with np.errstate(all='ignore'): ax.plot(ep, np.nanmean(v, 0), style[mode][0], color=line.get_color(), label=f'{m}-TS, {style[mode][1]}')
+    ax.set_xlabel('epoch'); ax.set_ylabel('test ECE (15 bins)')
+    ax.legend(fontsize=7, title='TS: p = softmax(z / T)', title_fontsize=7)
     return ax
-
-# %% ../nbs/14_calibration.ipynb #fcbbf3b9
-@torch.no_grad()
-def soft_target_profile(method, model, data, device='cpu', seed=0, k=5, batch_size=32):
-    "Mean target mass of the gold classes and top-`k` others over different-label training pairs (or single labels)."
-    method = get_method(method)
-    was = model.training; model.eval()
-    g = torch.Generator(device).manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    qs, ya, yb = [], [], []
-    for x, y in DeviceLoader(data, 'train', min(batch_size, len(data.x_train)), device, augment=False, shuffle=True, generator=g):
-        if len(x) < 2: continue
-        _, q, partner = method_batch(method, model, x, y, data.num_classes, 1, g, rng, with_partner=True)
-        qs.append(q.float().cpu()); ya.append(y.cpu()); yb.append(y[partner].cpu() if partner is not None else None)
-    model.train(was)
-    q, ya = torch.cat(qs), torch.cat(ya)
-    paired = yb[0] is not None
-    prof = target_profile(q, ya, torch.cat(yb) if paired else None, k)
-    n_gold = 2 if paired else 1
-    return {'gold': prof[:n_gold].tolist(), 'others': prof[n_gold:].tolist(), 'pairs': paired, 'num_classes': data.num_classes}
 
 # %% ../nbs/14_calibration.ipynb #b30ad1c8
 def plot_soft_targets(profiles, ax=None, title=None):

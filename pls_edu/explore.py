@@ -93,8 +93,8 @@ def show_temperature(logits, labels, T=1.0, title=None):
 def temperature_explorer(folder):
     "A log-scale temperature slider over the test logits of the run in `folder`."
     import ipywidgets as W
-    from pls_edu.calibration import calibrate_run, CalibrationError
-    from pls_edu.runs import read_result, load_logits
+    from pls_edu.calibration import CalibrationError
+    from pls_edu.runs import read_result, load_logits, calibrate_run
     from pathlib import Path
     logits, labels = load_logits(folder)
     try: T0 = calibrate_run(folder)['T']

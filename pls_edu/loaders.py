@@ -76,12 +76,17 @@ class DeviceLoader:
         n, b = len(self.x), self.batch_size
         return n // b + (n % b > 1)
 
-    def __iter__(self):
+    def __iter__(self): return self.batches()
+
+    def batches(self, order=None, start=0):
+        "One epoch of batches; pass a saved `order` (`self.order`) and `start` to finish an interrupted epoch exactly."
         n, b = len(self.x), self.batch_size
-        idx_all = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
-                   else torch.arange(n, device=self.device))
-        for i in range(len(self)):
-            idx = idx_all[i * b:(i + 1) * b]
+        if order is None:
+            order = (torch.randperm(n, generator=self.generator, device=self.device) if self.shuffle
+                     else torch.arange(n, device=self.device))
+        self.order = order = order.to(self.device)
+        for i in range(start, len(self)):
+            idx = order[i * b:(i + 1) * b]
             xb = self.x.index_select(0, idx)
             if self.pad or self.flip:
                 xb = crop_flip(xb, self.pad, *sample_crop_flip(len(idx), self.pad, self.flip, self.generator, self.device))

@@ -73,14 +73,14 @@ def uses_midpoints(method, step):
 def _one_hot(y, num_classes, dtype=torch.float32):
     return torch.zeros(len(y), num_classes, device=y.device, dtype=dtype).scatter_(1, y[:, None], 1.0)
 
-def method_batch(method, model, x, y, num_classes, step, gen=None, rng=None, with_partner=False):
-    "Logits and soft targets `q'` for one optimizer step of `method` on batch `(x, y)` (and the partner index, if asked)."
+def method_batch(method, model, x, y, num_classes, step, gen=None, rng=None, with_partner=False, midpoints=None):
+    "Logits and soft targets `q'` for one optimizer step of `method` on batch `(x, y)`; `midpoints` overrides the even/odd rule."
     q = _one_hot(y, num_classes, x.dtype if x.is_floating_point() else torch.float32)
     partner = None
     if method.pairs == 'mixup':
         partner = torch.randperm(len(x), generator=gen, device=x.device)
         x, q = mixup(x, q, sample_lambda(method.alpha, rng), partner)
-    elif uses_midpoints(method, step):
+    elif uses_midpoints(method, step) if midpoints is None else (midpoints and method.pairs == 'midpoint'):
         partner = derangement(len(x), gen, x.device)
         x, q = midpoint(x, q, partner)
     if method.smooth == 'uniform': q = uniform_smooth(q, method.weight)
@@ -92,7 +92,7 @@ def method_batch(method, model, x, y, num_classes, step, gen=None, rng=None, wit
 
 def _full(t): return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
-def method_loss(method, model, x, y, num_classes, step, gen=None, rng=None):
+def method_loss(method, model, x, y, num_classes, step, gen=None, rng=None, midpoints=None):
     "The training loss of one step: cross-entropy of the logits against the method's soft targets (eq. 14 for PLS)."
-    logits, q = method_batch(method, model, x, y, num_classes, step, gen, rng)
+    logits, q = method_batch(method, model, x, y, num_classes, step, gen, rng, midpoints=midpoints)
     return soft_cross_entropy(_full(logits), _full(q))   # low-precision (autocast) outputs are scored in float32

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .runs import load_run_model, load_logits, read_result, atomic_write, RESULT
-from .calibration import calibrate_run, CalibrationError
+from .runs import load_run_model, load_logits, read_result, atomic_write, calibrate_run, check_name, RESULT
+from .calibration import CalibrationError
+from .datasets import ALL_DATASETS
 
 # %% auto #0
 __all__ = ['auroc', 'fpr_at_tpr', 'natural_patches', 'ood_images', 'ood_logits', 'ood_scores', 'plot_ood']
@@ -58,6 +59,7 @@ def natural_patches(channels, size, n=2000, seed=0):
 
 def ood_images(source, channels, size, data_root='data', download=False):
     "uint8 test images of `source` ('patches' or a dataset name) for a model taking `channels` x `size` inputs."
+    check_name('OOD source', source, ['patches'] + ALL_DATASETS)
     if source == 'patches': return natural_patches(int(channels), tuple(size))
     from pls_edu.datasets import load_dataset
     d = load_dataset(source, data_root, download)

@@ -4,33 +4,43 @@
 
 # %% ../nbs/08_train.ipynb #82b2c8cb
 from __future__ import annotations
-import dataclasses, math, time
+import dataclasses, math, threading, time
 from dataclasses import dataclass, asdict
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .methods import get_method, method_loss
+from .methods import get_method, method_batch, method_loss
 from .models import build_model, check_compatible, MODELS
 from .loaders import DeviceLoader, baseline_loader
 from .metrics import predict, summarize
+from .head import target_profile
+from .calibration import fit_temperature, CalibrationError, ece_at_temperatures, fixed_temperature_curve, TS_GRID
 from .data import with_holdout
 
 # %% auto #0
-__all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'step_milestones', 'TrainConfig', 'make_sgd', 'Trainer', 'train_epoch',
-           'predict_split', 'evaluate', 'temperature_metrics', 'fit', 'train']
+__all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'PRECISIONS', 'ALTERNATIONS', 'TS_MODES', 'STOP', 'CPU_REPRO_ENV',
+           'reference_factor', 'step_milestones', 'TrainConfig', 'make_sgd', 'Trainer', 'Interrupted', 'train_epoch',
+           'predict_split', 'evaluate', 'temperature_metrics', 'final_metrics', 'fit', 'train', 'soft_target_profile']
 
 # %% ../nbs/08_train.ipynb #06094b57
 RECIPES = {
-    'cpu': dict(epochs=20, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule='cosine'),
-    'paper': dict(epochs=400, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, schedule='step'),
+    'cpu': dict(epochs=20, batch_size=64, lr=0.05, momentum=0.9, weight_decay=5e-4, schedule='cosine', ts_mode='refit'),
+    'paper': dict(epochs=400, batch_size=128, lr=0.1, momentum=0.9, weight_decay=1e-4, schedule='reference', ts_mode='fixed'),
 }
-SCHEDULES = ('step', 'cosine', 'constant')
+SCHEDULES = ('reference', 'step', 'cosine', 'constant')
 LOADERS = ('device', 'baseline')
+PRECISIONS = ('fp32', 'bf16')
+ALTERNATIONS = ('strict', 'random')
+TS_MODES = ('refit', 'fixed')
+
+def reference_factor(epoch):
+    "The reference code's learning-rate factor for 0-based `epoch`: 1 up to epoch 100, 0.1 up to 150, then 0.01."
+    return 1.0 if epoch <= 100 else 0.1 if epoch <= 150 else 0.01
 
 def step_milestones(epochs):
-    "The paper's lr drops (epochs 100 and 150 of 400), scaled to a run of `epochs` epochs."
+    "The paper's lr drops (epochs 100 and 150 of 400), scaled to a run of `epochs` epochs (`schedule='step'`)."
     return [max(1, round(epochs * 100 / 400)), max(1, round(epochs * 150 / 400))]
 
 # %% ../nbs/08_train.ipynb #180140e1
@@ -47,16 +57,18 @@ class TrainConfig:
     lr: float | None = None
     momentum: float | None = None
     weight_decay: float | None = None
-    schedule: str | None = None
+    schedule: str | None = None         # 'reference' (paper), 'step' (scaled to the run), 'cosine', 'constant'
+    alternation: str = 'strict'         # PLS batches: 'strict' (even/odd steps) or 'random' (a coin per step)
     augment: bool = True
+    holdout: float = 0.0                # fraction of train held out (fixed split) for temperature scaling
+    ts_mode: str | None = None          # which temperature-scaled ECE a run reports: 'refit' per epoch or 'fixed' (paper)
     device: str = 'cpu'
-    amp: bool | None = None             # bf16 autocast (default: on for CUDA)
+    precision: str | None = None        # 'fp32' or 'bf16' autocast (default: bf16 on CUDA, fp32 elsewhere)
     channels_last: bool | None = None   # default: on for CUDA
     compile: bool = False               # torch.compile the backbone (mixing stays outside)
     detach_head: bool = False           # stop the u-path gradient at the backbone features
     loader: str = 'device'              # 'device' (fast path) or 'baseline' (torchvision DataLoader)
     workers: int = 0                    # DataLoader worker processes (baseline loader only)
-    holdout: float = 0.0                # fraction of train held out (fixed split) for temperature scaling
     eval_batch_size: int = 1000
 
     def check_types(self):
@@ -78,9 +90,10 @@ class TrainConfig:
         c = dataclasses.replace(self, **{k: v for k, v in RECIPES[self.recipe].items() if getattr(self, k) is None})
         get_method(c.method)
         if c.model not in MODELS: raise ValueError(f"unknown model {c.model!r}; choose one of {list(MODELS)}")
-        if c.schedule not in SCHEDULES: raise ValueError(f"unknown schedule {c.schedule!r}; choose one of {list(SCHEDULES)}")
-        if c.loader not in LOADERS: raise ValueError(f"unknown loader {c.loader!r}; choose one of {list(LOADERS)}")
-        if not isinstance(c.workers, int) or c.workers < 0: raise ValueError(f"workers must be a non-negative integer, got {c.workers!r}")
+        for k, allowed in (('schedule', SCHEDULES), ('loader', LOADERS), ('alternation', ALTERNATIONS), ('ts_mode', TS_MODES),
+                           ('precision', PRECISIONS + (None,))):
+            if getattr(c, k) not in allowed: raise ValueError(f"unknown {k} {getattr(c, k)!r}; choose one of {[a for a in allowed if a]}")
+        if c.workers < 0: raise ValueError(f"workers must be a non-negative integer, got {c.workers!r}")
         for k in ('epochs', 'batch_size', 'eval_batch_size'):
             v = getattr(c, k)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"{k} must be a positive integer, got {v!r}")
@@ -88,13 +101,12 @@ class TrainConfig:
             v = getattr(c, k)
             if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v) or v < 0:
                 raise ValueError(f"{k} must be a non-negative number, got {v!r}")
-        if not isinstance(c.holdout, (int, float)) or not 0 <= c.holdout < 1:
-            raise ValueError(f"holdout must be a fraction in [0, 1), got {c.holdout!r}")
+        if not 0 <= c.holdout < 1: raise ValueError(f"holdout must be a fraction in [0, 1), got {c.holdout!r}")
         try: dev = torch.device(c.device)
         except RuntimeError: raise ValueError(f"unknown device {c.device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
         if dev.type == 'cuda' and not torch.cuda.is_available(): raise ValueError(f"device {c.device!r} asked for, but CUDA is not available here")
         gpu = dev.type == 'cuda'
-        return dataclasses.replace(c, amp=gpu if c.amp is None else c.amp,
+        return dataclasses.replace(c, precision=c.precision or ('bf16' if gpu else 'fp32'),
                                    channels_last=gpu if c.channels_last is None else c.channels_last)
 
 # %% ../nbs/08_train.ipynb #7dfe8c4a
@@ -123,12 +135,14 @@ class Trainer:
         if c.channels_last: self.model.to(memory_format=torch.channels_last)
         if c.compile: self.model.backbone.compile()
         self.opt = make_sgd(self.model.parameters(), c.lr, c.momentum, c.weight_decay)
-        self.sched = {'step': lambda: torch.optim.lr_scheduler.MultiStepLR(self.opt, step_milestones(c.epochs), 0.1),
+        self.sched = {'reference': lambda: torch.optim.lr_scheduler.LambdaLR(self.opt, reference_factor),
+                      'step': lambda: torch.optim.lr_scheduler.MultiStepLR(self.opt, step_milestones(c.epochs), 0.1),
                       'cosine': lambda: torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, c.epochs),
                       'constant': lambda: torch.optim.lr_scheduler.LambdaLR(self.opt, lambda e: 1.0)}[c.schedule]()
         self.gen = torch.Generator(self.device).manual_seed(c.seed)
         self.rng = np.random.default_rng(c.seed)
         self.step, self.epoch, self.history = 0, 0, []
+        self.partial, self.stop_requested = None, False
         if c.loader == 'device':
             self.train_dl = DeviceLoader(data, 'train', c.batch_size, self.device, c.augment, True, self.gen, c.channels_last)
         else:
@@ -144,16 +158,23 @@ class Trainer:
         "Everything needed to continue this run exactly: weights, optimizer, schedule, RNG states, counters, history."
         return {'model': self.model.state_dict(), 'opt': self.opt.state_dict(), 'sched': self.sched.state_dict(),
                 'gen': self.gen.get_state(), 'rng': self.rng.bit_generator.state, 'torch_rng': torch.get_rng_state(),
-                'step': self.step, 'epoch': self.epoch, 'history': self.history, 'config': asdict(self.cfg)}
+                'step': self.step, 'epoch': self.epoch, 'history': self.history, 'config': asdict(self.cfg), 'partial': self.partial}
 
     def load_state_dict(self, sd):
         self.model.load_state_dict(sd['model']); self.opt.load_state_dict(sd['opt']); self.sched.load_state_dict(sd['sched'])
         self.gen.set_state(sd['gen']); self.rng.bit_generator.state = sd['rng']; torch.set_rng_state(sd['torch_rng'])
-        self.step, self.epoch, self.history = sd['step'], sd['epoch'], list(sd['history'])
+        self.step, self.epoch, self.history, self.partial = sd['step'], sd['epoch'], list(sd['history']), sd.get('partial')
 
 # %% ../nbs/08_train.ipynb #1a68053a
+STOP = threading.Event()   # set (by a signal handler, say) to stop every trainer of this process after its current step
+
+class Interrupted(Exception):
+    "Training stopped on request after a completed step; the trainer's `state_dict()` continues it exactly."
+
 def _autocast(self):
-    return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.amp)
+    return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.cfg.precision == 'bf16')
+
+def _stopping(self): return self.stop_requested or STOP.is_set()
 
 def _nan_error(self, step):
     per = len(self.train_dl)
@@ -163,16 +184,19 @@ def _nan_error(self, step):
 def train_epoch(self, max_steps=None):
     "One pass over the training split (or its first `max_steps` batches, for benchmarks); returns the mean training loss."
     self.model.train()
-    cpu, K = self.device.type == 'cpu', self.data.num_classes
-    total = torch.zeros((), device=self.device)
-    first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-    n = 0
-    for x, y in self.train_dl:
+    cpu, K, per = self.device.type == 'cpu', self.data.num_classes, len(self.train_dl)
+    p, self.partial = self.partial, None
+    total = p['total'].to(self.device) if p else torch.zeros((), device=self.device)
+    first_bad = torch.full((), p['first_bad'] if p else -1, dtype=torch.long, device=self.device)
+    n = p['pos'] if p else 0
+    resumable = isinstance(self.train_dl, DeviceLoader) and max_steps is None
+    for x, y in (self.train_dl.batches(p['order'], n) if p else self.train_dl):
         if max_steps is not None and n >= max_steps: break
         n += 1
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        mid = None if self.cfg.alternation == 'strict' else bool(self.rng.random() < 0.5)
         with _autocast(self):
-            loss = method_loss(self.method, self.model, x, y, K, self.step, self.gen, self.rng)
+            loss = method_loss(self.method, self.model, x, y, K, self.step, self.gen, self.rng, midpoints=mid)
         if cpu:
             if not math.isfinite(loss.item()): raise _nan_error(self, self.step)
         else:
@@ -182,6 +206,10 @@ def train_epoch(self, max_steps=None):
         self.opt.step()
         total += loss.detach()
         self.step += 1
+        if resumable and n < per and _stopping(self):
+            if int(first_bad) >= 0: raise _nan_error(self, int(first_bad))
+            self.partial = {'order': self.train_dl.order.cpu(), 'pos': n, 'total': total.detach().cpu(), 'first_bad': -1}
+            raise Interrupted(f"stopped on request after step {self.step} (epoch {self.epoch + 1}, batch {n} of {per})")
     if int(first_bad) >= 0: raise _nan_error(self, int(first_bad))
     if max_steps is None: self.sched.step()
     return float(total) / max(n, 1)
@@ -198,14 +226,33 @@ def evaluate(self):
     return summarize(self.logits, self.labels)
 
 def temperature_metrics(self):
-    "With a holdout: the temperature fitted on it this epoch, and the test ECE and NLL after scaling (Fig. 6's PLS-TS)."
-    from pls_edu.calibration import fit_temperature, CalibrationError
-    from pls_edu.metrics import ece
+    "With a holdout: T refitted on it this epoch, the test ECE/NLL after scaling, and the test ECE at every T of `TS_GRID`."
     hl, hy = predict_split(self, 'holdout')
+    grid = {'ece_grid': [round(v, 6) for v in ece_at_temperatures(self.logits, self.labels, TS_GRID)]}
     try: T = fit_temperature(hl, hy)['T']
-    except CalibrationError: return {'temperature': None, 'ece_ts': None, 'nll_ts': None}
+    except CalibrationError: return {'temperature': None, 'ece_ts_refit': None, 'nll_ts_refit': None, **grid}
     z = self.logits.double() / T
-    return {'temperature': T, 'ece_ts': ece(z.softmax(1), self.labels), 'nll_ts': float(torch.nn.functional.cross_entropy(z, self.labels))}
+    return {'temperature': T, 'ece_ts_refit': summarize(z, self.labels)['ece'],
+            'nll_ts_refit': float(torch.nn.functional.cross_entropy(z, self.labels)), **grid}
+
+def _fixed_temperature(self):
+    "After training: the final model's holdout temperature applied to every epoch (the paper's Fig. 6), into the history."
+    T = self.history[-1].get('temperature') if self.history else None
+    if T is None or 'ece_grid' not in self.history[-1]: self.ts_fixed = None; return
+    Tg, curve = fixed_temperature_curve(self.history, T)
+    for h, e in zip(self.history, curve): h['ece_ts_fixed'] = e
+    self.ts_fixed = {'T': T, 'T_grid': Tg}
+
+def final_metrics(self):
+    "The run's summary: the last epoch's metrics, the best epoch's error (optimistic: chosen on test), and `ece_ts` per `ts_mode`."
+    last = {k: v for k, v in self.history[-1].items() if k not in ('epoch', 'lr', 'train_time', 'ece_grid', 'temperature')}
+    best = min(self.history, key=lambda h: h['error'])
+    out = {**last, 'best_error': best['error'], 'best_epoch': best['epoch']}
+    if self.cfg.holdout:
+        out['ece_ts'] = last.get(f'ece_ts_{self.cfg.ts_mode}')
+        out['T'] = self.history[-1].get('temperature')
+        out['T_fixed_grid'] = self.ts_fixed['T_grid'] if getattr(self, 'ts_fixed', None) else None
+    return out
 
 def fit(self, on_epoch=None):
     "Train until `cfg.epochs`, from wherever the state is; `on_epoch(trainer)` runs after each epoch. Returns the history."
@@ -222,11 +269,14 @@ def fit(self, on_epoch=None):
         self.epoch += 1
         bar.update(1); bar.set_postfix(loss=f"{loss:.3f}", err=f"{m['error']:.2f}")
         if on_epoch: on_epoch(self)
+        if self.epoch < self.cfg.epochs and _stopping(self):
+            bar.close(); raise Interrupted(f"stopped on request after epoch {self.epoch}")
     bar.close()
     if self.logits is None: evaluate(self)
+    if self.cfg.holdout: _fixed_temperature(self)
     return self.history
 
-Trainer.train_epoch, Trainer.predict_split, Trainer.evaluate, Trainer.fit = train_epoch, predict_split, evaluate, fit
+Trainer.train_epoch, Trainer.predict_split, Trainer.evaluate, Trainer.fit, Trainer.final_metrics = train_epoch, predict_split, evaluate, fit, final_metrics
 
 # %% ../nbs/08_train.ipynb #81b9352a
 def train(cfg, data, progress=True, on_epoch=None):
@@ -234,3 +284,26 @@ def train(cfg, data, progress=True, on_epoch=None):
     t = Trainer(cfg, data, progress)
     t.fit(on_epoch)
     return t
+
+# %% ../nbs/08_train.ipynb #3cb37753
+CPU_REPRO_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_CBWR': 'AVX2'}
+
+# %% ../nbs/08_train.ipynb #ac829e45
+@torch.no_grad()
+def soft_target_profile(method, model, data, device='cpu', seed=0, k=5, batch_size=32):
+    "Mean target mass of the gold classes and top-`k` others over different-label training pairs (or single labels)."
+    method = get_method(method)
+    was = model.training; model.eval()
+    g = torch.Generator(device).manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    qs, ya, yb = [], [], []
+    for x, y in DeviceLoader(data, 'train', min(batch_size, len(data.x_train)), device, augment=False, shuffle=True, generator=g):
+        if len(x) < 2: continue
+        _, q, partner = method_batch(method, model, x, y, data.num_classes, 1, g, rng, with_partner=True)
+        qs.append(q.float().cpu()); ya.append(y.cpu()); yb.append(y[partner].cpu() if partner is not None else None)
+    model.train(was)
+    q, ya = torch.cat(qs), torch.cat(ya)
+    paired = yb[0] is not None
+    prof = target_profile(q, ya, torch.cat(yb) if paired else None, k)
+    n_gold = 2 if paired else 1
+    return {'gold': prof[:n_gold].tolist(), 'others': prof[n_gold:].tolist(), 'pairs': paired, 'num_classes': data.num_classes}

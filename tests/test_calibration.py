@@ -1,15 +1,15 @@
 "ECE on cases known exactly, temperature scaling against known temperatures, and the errors of bad input."
-import math
+import json, math
 
 import numpy as np
 import pytest
 import torch
 
 from pls_edu.metrics import ece, reliability, summarize, check_preds
-from pls_edu.calibration import (fit_temperature_grid, fit_temperature_lbfgs, fit_temperature, calibrate, calibrate_run,
-                                 CalibrationError, soft_target_profile)
-from pls_edu.runs import run_one, run_dir
-from pls_edu.train import TrainConfig
+from pls_edu.calibration import (fit_temperature_grid, fit_temperature_lbfgs, fit_temperature, calibrate, CalibrationError,
+                                 ece_at_temperatures, fixed_temperature_curve, TS_GRID)
+from pls_edu.runs import run_one, run_dir, calibrate_run
+from pls_edu.train import TrainConfig, soft_target_profile
 
 
 def test_ece_known_answers():
@@ -89,7 +89,7 @@ def test_run_folders(tmp_path, digits):
     c = calibrate_run(run_dir(tmp_path/'b', c1))
     assert c['before']['ece'] == pytest.approx(r['final']['ece']) and c['T'] < 1      # PLS: under-confident
     h = r['history'][-1]
-    assert h['temperature'] == pytest.approx(c['T'], rel=1e-3) and h['ece_ts'] == pytest.approx(c['after']['ece'], abs=1e-6)
+    assert h['temperature'] == pytest.approx(c['T'], rel=1e-3) and h['ece_ts_refit'] == pytest.approx(c['after']['ece'], abs=1e-6)
 
 
 def test_soft_target_profiles(digits):
@@ -104,3 +104,29 @@ def test_soft_target_profiles(digits):
     assert not u['pairs'] and u['gold'] == [pytest.approx(0.82)] and u['others'][0] == pytest.approx(0.02)
     n = soft_target_profile('pls-no-learned', t.model, digits)
     assert n['gold'] == [pytest.approx(0.5), pytest.approx(0.5)] and n['others'][0] == 0
+
+
+def test_ece_at_temperatures_matches_one_softmax_per_temperature():
+    g = torch.Generator().manual_seed(1)
+    z = 3 * torch.randn(500, 10, generator=g); y = torch.randint(0, 10, (500,), generator=g)
+    Ts = [0.05, 0.3, 1.0, 2.5, 40.0]
+    for T, e in zip(Ts, ece_at_temperatures(z, y, Ts)):
+        assert e == pytest.approx(ece((z.double() / T).softmax(1), y), abs=1e-12)
+
+
+def test_both_temperature_readings_of_fig6(tmp_path, digits):
+    "Refit per epoch (course) and one fixed temperature from the final model (paper), recorded for every epoch."
+    for mode in ('refit', 'fixed'):
+        c = TrainConfig(method='pls', epochs=3, holdout=0.2, ts_mode=mode)
+        r = run_one(c, tmp_path/mode, digits, progress=False)['result']
+        h, f = r['history'], r['final']
+        assert r['config']['ts_mode'] == mode and f['ece_ts'] == f[f'ece_ts_{mode}']
+        assert all(e['ece_ts_refit'] is not None and e['ece_ts_fixed'] is not None for e in h)
+        assert 'ece_grid' not in h[0]                                   # the grid stays in the checkpoint, not the result
+        # the fixed curve is the ECE at the grid temperature nearest to the final fit, at every epoch
+        assert f['T_fixed_grid'] == pytest.approx(f['T'], rel=0.026)
+        assert h[-1]['temperature'] == pytest.approx(f['T'])
+    # the two configs differ only in what they report: the same training, the same per-epoch errors
+    a, b = (json.loads((run_dir(tmp_path/m, TrainConfig(method='pls', epochs=3, holdout=0.2, ts_mode=m))/'result.json').read_text()) for m in ('refit', 'fixed'))
+    assert [e['error'] for e in a['history']] == [e['error'] for e in b['history']]
+    assert [e['ece_ts_fixed'] for e in a['history']] == [e['ece_ts_fixed'] for e in b['history']]

@@ -80,8 +80,8 @@ def test_bad_inputs_are_refused_by_name(digits):
 @pytest.mark.parametrize('name', ['pls', 'pls-coeff', 'mixup'])
 def test_bf16_autocast_and_channels_last_path(name, digits):
     "The GPU settings (bf16 autocast, channels_last) also run on the CPU: same code path, lower precision."
-    t = train(TrainConfig(method=name, epochs=3, amp=True, channels_last=True), digits, progress=False)
-    assert t.cfg.amp and t.cfg.channels_last
+    t = train(TrainConfig(method=name, epochs=3, precision='bf16', channels_last=True), digits, progress=False)
+    assert t.cfg.precision == 'bf16' and t.cfg.channels_last
     assert t.history[-1]['error'] < 30 and t.logits.dtype == torch.float32
 
 
@@ -94,14 +94,14 @@ def test_paper_recipe_end_to_end_on_cifar_files(tmp_path, capsys):
                '--batch-size', '8', '--data-root', str(tmp_path/'data'), '--out', str(tmp_path/'out'), '--no-progress'])
     r = read_result(tmp_path/'out'/'cifar10_preact-resnet18_pls_s0'/'result.json')
     c = r['config']
-    assert (c['lr'], c['momentum'], c['weight_decay'], c['schedule'], c['batch_size']) == (0.1, 0.9, 1e-4, 'step', 8)
-    assert [h['lr'] for h in r['history']] == pytest.approx([0.1, 0.001])    # 25% and 37.5% of 2 epochs both fall in epoch 1
+    assert (c['lr'], c['momentum'], c['weight_decay'], c['schedule'], c['batch_size']) == (0.1, 0.9, 1e-4, 'reference', 8)
+    assert [h['lr'] for h in r['history']] == pytest.approx([0.1, 0.1])      # the reference drops only after epochs 100 and 150
     assert len(r['history']) == 2 and 'done' in capsys.readouterr().out
 
 
 def test_step_schedule_follows_the_paper():
     from pls_edu.train import step_milestones
-    t = Trainer(TrainConfig(method='erm', recipe='paper', epochs=8, batch_size=64), load_embedded('digits'), progress=False)
+    t = Trainer(TrainConfig(method='erm', recipe='paper', schedule='step', epochs=8, batch_size=64), load_embedded('digits'), progress=False)
     lrs = []
     for _ in range(8):
         lrs.append(t.opt.param_groups[0]['lr']); t.opt.step(); t.sched.step()

@@ -56,7 +56,7 @@ def test_sigkill_then_resume_matches_an_uninterrupted_run(tmp_path, digits):
     a, b = np.load(d/LOGITS), np.load(run_dir(tmp_path/'fresh', cfg)/LOGITS)
     assert np.array_equal(a['test_logits'], b['test_logits']) and np.array_equal(a['holdout_logits'], b['holdout_logits'])
     assert not (d/CKPT).exists()                       # a finished run drops its checkpoint
-    assert [p.name for p in d.iterdir() if p.name.startswith('.')] == []   # no temporary files left
+    assert [p.name for p in d.iterdir() if '.tmp' in p.name] == []      # no temporary files left
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path, digits):

@@ -18,13 +18,13 @@ __all__ = ['synthetic_data', 'time_steps', 'bench_digits', 'bench_resnet', 'benc
 
 # %% ../nbs/12_bench.ipynb #3502761f
 def synthetic_data(n=50_000, shape=(3, 32, 32), num_classes=10, seed=0):
-    "Random uint8 images shaped like CIFAR-10 (pad-4 crop and flip, CIFAR-10 normalization), for timing."
+    "Random uint8 images of `shape` (CIFAR-10's by default, with its normalization), pad-4 crop and flip, for timing."
     g = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=g)
     y = torch.randint(0, num_classes, (n,), generator=g)
     xt, yt = x[:min(n, 1000)], y[:min(n, 1000)]
-    return ImageData('synthetic', x, y, xt, yt, [str(i) for i in range(num_classes)],
-                     (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010), pad=4, flip=True)
+    mean, std = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)) if shape[0] == 3 else ((0.5,) * shape[0], (0.25,) * shape[0])
+    return ImageData('synthetic', x, y, xt, yt, [str(i) for i in range(num_classes)], mean, std, pad=4, flip=True)
 
 # %% ../nbs/12_bench.ipynb #76afb822
 def _sync(dev):
@@ -57,11 +57,12 @@ def bench_digits(rounds=40, device='cpu', threads=1):
             'pls_over_erm_fastest_rounds': low['pls'] / low['erm'], 'threads': threads}
 
 # %% ../nbs/12_bench.ipynb #32aae361
-def _resnet_trainers(data, device, batch_size, workers, compile=False, arch='preact-resnet18'):
+def _resnet_trainers(data, device, batch_size, workers, compile=False, arch='preact-resnet18', methods=('erm', 'pls'), baseline=None):
+    "Trainers of `methods` on the fast path and on the DataLoader baseline (only the baseline if `baseline` is True, only fast if False)."
     base = TrainConfig(dataset='synthetic', model=arch, epochs=1, batch_size=batch_size, device=device, recipe='paper')
-    fast = {m: Trainer(replace(base, method=m, compile=compile), data, progress=False) for m in ('erm', 'pls')}
-    slow = {m: Trainer(replace(base, method=m, loader='baseline', amp=False, channels_last=False, workers=workers), data, progress=False)
-            for m in ('erm', 'pls')}
+    fast = {m: Trainer(replace(base, method=m, compile=compile), data, progress=False) for m in methods} if baseline is not True else {}
+    slow = {m: Trainer(replace(base, method=m, loader='baseline', precision='fp32', channels_last=False, workers=workers), data, progress=False)
+            for m in methods} if baseline is not False else {}
     return fast, slow
 
 def bench_resnet(device='cpu', batch_size=32, steps=2, rounds=3, workers=0, n_images=None):

@@ -16,15 +16,45 @@ def test_bench_resnet_reports_throughput_and_ratios():
     assert 'fast/baseline' in text and 'pls/erm' in text
 
 
-def test_gpu_check_dry_run_on_cpu(tmp_path):
-    out = tmp_path/'g.json'
-    gpucheck.main(['--device', 'cpu', '--batch-size', '4', '--images', '16', '--steps', '1', '--baseline-steps', '1',
-                   '--rounds', '1', '--workers', '0', '--no-compile', '--out', str(out)])
+BLOCKER = """
+import importlib.abc, sys
+BLOCKED = {'papermill', 'mlxtend', 'ipywidgets', 'nbdev', 'fastcore', 'filelock', 'jupyter_client', 'nbclient', 'IPython'}
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in BLOCKED: raise ImportError(f'{name} is not installed on the GPU machine')
+sys.meta_path.insert(0, Blocker())
+sys.argv = ['gpucheck'] + sys.argv[1:]
+import runpy; runpy.run_module('pls_edu.gpucheck', run_name='__main__')
+"""
+
+
+def test_gpu_check_runs_where_only_the_gpu_machines_packages_exist(tmp_path):
+    "The whole check, tiny, in a fresh process that cannot import papermill, mlxtend, ipywidgets, nbdev, fastcore, filelock or jupyter."
+    import os, subprocess, sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    out, tim = tmp_path/'g.json', tmp_path/'t.json'
+    p = subprocess.run([sys.executable, '-c', BLOCKER, '--device', 'cpu', '--tiny', '--out', str(out), '--timings-out', str(tim)],
+                       cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(root)}, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(out.read_text())
-    for k in ('resnet18_fast', 'resnet18_baseline', 'resnet50_fast'):
-        assert set(r[k]) == {'erm', 'pls'} and all(v > 0 for v in r[k].values())
-    assert r['steps_per_epoch'] == 4 and set(r['meets_targets']) == {'resnet18_fast_s_per_epoch', 'fast_over_baseline', 'pls_over_erm'}
-    assert r['ratios']['pls_over_erm_fast'] == pytest.approx(r['resnet18_fast']['pls'] / r['resnet18_fast']['erm'])
+    assert r['errors'] == {} and r['verdict'].startswith('not enforced') and 'learn_fast' in r['parts_done']
+    for part in ('resnet18_fast', 'resnet50_fast', 'resnet18_baseline'):
+        assert r[part]['erm']['s_per_step'] > 0 and r[part]['pls']['s_per_step'] > 0
+    assert r['final_errors']['pls'].keys() == {'fast (compiled, bf16)', 'eager fp32'}
+    t = json.loads(tim.read_text())
+    assert set(t['s_per_image']) == {'preact-resnet18', 'resnet50'} and len(t['s_per_image']['resnet50']) == 3
+    assert r['projection']['tables_1_2_runs'] == 540 and r['projection']['tables_1_2_hours_on_8_gpus'] > 0
+    lines = [l for l in p.stdout.splitlines() if l.startswith('[')]
+    assert any('learn_fast: start' in l for l in lines) and any('projection: done' in l for l in lines), p.stdout   # a line per part
+    assert 'is not installed' not in p.stderr
+
+
+def test_gpu_check_budget_skips_the_least_important_parts_and_says_which(tmp_path):
+    r = gpucheck.gpu_check(tmp_path/'g.json', 'cpu', budget_s=6, timings_out=None, tiny=True, log=lambda s: None)
+    assert r['parts_done'][:2] == ['environment', 'learn_fast'] and r['skipped'], r['parts_done']
+    assert all('of the budget left' in why for why in r['skipped'].values())
+    assert json.loads((tmp_path/'g.json').read_text())['skipped'] == r['skipped']     # written after every part
 
 
 def test_gpu_check_refuses_without_cuda(capsys):

@@ -43,6 +43,6 @@ def test_cli_errors(capsys):
 
 
 def test_missing_runs_are_missing_not_zero():
-    rows = summary_table([{'config': {'dataset': 'd', 'model': 'm', 'method': 'pls'},
+    rows = summary_table([{'config': {'dataset': 'd', 'model': 'm', 'method': 'pls', 'seed': 0},
                            'final': {'error': 2.0, 'winning_softmax': .5, 'ece': .1, 'nll': 1.}}], ['erm', 'pls'])
-    assert [r['method'] for r in rows] == ['pls']
+    assert [r['method'] for r in rows] == ['pls'] and rows[0]['vs_erm'] is None      # no ERM runs: no paired difference

@@ -12,6 +12,12 @@ import torch
 from .data import ImageData
 from .datasets import load_dataset
 from .train import TrainConfig, Trainer
+from .metrics import ece
+from .calibration import fit_temperature_grid, fit_temperature_lbfgs
+from .ood import auroc, fpr_at_tpr
+from .runs import save_json
+from .compare import compare
+from .sweep import bench_papermill
 
 # %% auto #0
 __all__ = ['synthetic_data', 'time_steps', 'bench_digits', 'bench_resnet', 'bench_analysis', 'bench_main_job', 'report', 'main']
@@ -79,9 +85,6 @@ def bench_resnet(device='cpu', batch_size=32, steps=2, rounds=3, workers=0, n_im
 # %% ../nbs/12_bench.ipynb #26537393
 def bench_analysis(n=10_000, K=100, repeats=3):
     "Seconds for ECE, grid and LBFGS temperature fits, and AUROC + FPR@95 on `n` x `K` logits."
-    from pls_edu.metrics import ece
-    from pls_edu.calibration import fit_temperature_grid, fit_temperature_lbfgs
-    from pls_edu.ood import auroc, fpr_at_tpr
     g = torch.Generator().manual_seed(0)
     z = 3 * torch.randn(n, K, generator=g)
     y = torch.multinomial((z / 2).softmax(1), 1, generator=g).squeeze(1)
@@ -100,7 +103,6 @@ def bench_analysis(n=10_000, K=100, repeats=3):
 # %% ../nbs/12_bench.ipynb #8c4e8fee
 def bench_main_job(workers=None):
     "Wall time of the main job (9 methods x 3 seeds on digits) in a fresh temporary results folder."
-    from pls_edu.compare import compare
     with tempfile.TemporaryDirectory() as tmp:
         r = compare(out=tmp, workers=workers, progress=False)
     return {'main_job_wall_s': r['wall_seconds'], 'runs': sum(r['counts'].values())}
@@ -145,13 +147,11 @@ def main(argv=None):
                                      a.workers if a.workers is not None else (8 if gpu else 0))
     if 'analysis' in a.only: res['analysis'] = bench_analysis()
     if 'papermill' in a.only:
-        from pls_edu.sweep import bench_papermill
         res['papermill'] = bench_papermill()
     if 'main_job' in a.only: res['main_job'] = bench_main_job()
     res['bench_wall_s'] = time.perf_counter() - t0
     print('\n'.join(report(res)))
     if a.json:
-        from pls_edu.runs import save_json
         save_json(a.json, res)
 
 if __name__ == '__main__' and 'get_ipython' not in globals(): main()

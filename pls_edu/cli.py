@@ -69,6 +69,7 @@ def parser():
     i = sub.add_parser('run-index', help='run one manifest entry (what each array task calls)')
     i.add_argument('manifest'); i.add_argument('index', type=int); i.add_argument('--device', default=None)
     g = sub.add_parser('aggregate', help="write the preset's tables from the result files"); _add_narrowing(g)
+    g.add_argument('--error', default='final', choices=['final', 'best'], help="which epoch's error (default: final; best is chosen on test, so optimistic)")
     t = sub.add_parser('status', help='finished, running (where), interrupted, failed (why) and missing runs'); _add_narrowing(t)
     t.add_argument('--lease-s', type=float, default=None)
     return p
@@ -125,7 +126,7 @@ def _dispatch(a):
         if a.submit: print(subprocess.run(['sbatch', '--parsable', str(sb)], check=True, capture_output=True, text=True).stdout.strip())
         else: print(f"submit with: sbatch {sb}")
     elif a.cmd == 'aggregate':
-        w = write_tables(a.preset, out, **_narrowing(a))
+        w = write_tables(a.preset, out, a.error, **_narrowing(a))
         for c in w['corrupt']: print(f"warning: skipped a damaged run: {c} (rerun the preset to train it again)")
         print(f"{w['runs']} of {w['expected']} runs finished\n" + w['markdown'])
     elif a.cmd == 'status':

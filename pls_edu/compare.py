@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_compare.ipynb #4eb10849
 from __future__ import annotations
-import argparse, math, os, time
+import argparse, json, math, os, time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from .methods import get_method, PAPER_METHODS, ABLATIONS, METHODS
 from .train import TrainConfig, CPU_REPRO_ENV
-from .runs import run_config, run_dir, verify_run, save_csv, save_png, atomic_write, load_logits, calibrate_run, RESULT
+from .runs import run_config, run_dir, verify_run, save_json, save_csv, save_png, atomic_write, load_logits, calibrate_run, RESULT
 from .data import EMBEDDED
 from .metrics import mean_std, paired_ci
 from .calibration import CalibrationError, plot_reliability, plot_ece_curves, plot_soft_targets
@@ -26,7 +26,7 @@ from .ood import ood_scores, plot_ood
 # %% auto #0
 __all__ = ['GROUPS', 'expand_methods', 'plan_runs', 'run_all', 'collect', 'summary_table', 'format_table', 'write_table',
            'winning_scores', 'plot_histograms', 'analysis_figures', 'readme_figure', 'format_analysis', 'compare',
-           'main']
+           'load_summary', 'main']
 
 # %% ../nbs/11_compare.ipynb #f230d491
 GROUPS = {'paper': PAPER_METHODS, 'ablations': ABLATIONS, 'all': list(METHODS)}
@@ -262,7 +262,16 @@ def compare(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None, 
     save_png(plot_histograms(scores), out/'winning_softmax.png')
     extra = analysis_figures(out, results, names, scores) if analysis else None
     wall = time.perf_counter() - t0
+    save_json(out/'summary.json', {'dataset': dataset, 'model': model, 'methods': names, 'seeds': list(seeds), 'epochs': cfgs[0].resolved().epochs,
+                                   'holdout': holdout, 'wall_seconds': round(wall, 1), 'counts': counts, 'cpus': os.cpu_count(), 'torch': torch.__version__,
+                                   'runs': [{'method': r['config']['method'], 'seed': r['config']['seed'],
+                                             **{k: r['final'][k] for k in ('error', 'best_error', 'winning_softmax', 'ece', 'nll')}} for r in results]})
     return {'rows': rows, 'counts': counts, 'wall_seconds': wall, 'out': out, 'analysis': extra}
+
+def load_summary(path):
+    "The runs of a `summary.json` as results `summary_table` can read (config and final metrics of each run)."
+    s = json.loads(Path(path).read_text())
+    return [{'config': {'dataset': s['dataset'], 'model': s['model'], 'method': r['method'], 'seed': r['seed']}, 'final': r} for r in s['runs']], s
 
 def main(argv=None):
     "Command line of the main job (`pls-compare --help`)."

@@ -20,7 +20,8 @@ from .sweep import ipc_kernel_manager
 __all__ = ['ROOT', 'NBS', 'TRACKS', 'COURSE', 'PREAMBLE', 'TIMES', 'FINGERPRINT', 'MODULE_ORDER', 'CONF', 'solutions',
            'notebooks', 'skip_flags', 'skipped', 'kernel_env', 'execute_notebook', 'execute', 'png_size', 'comparable',
            'differences', 'fingerprint', 'leaks', 'output_bytes', 'check', 'record_fingerprint', 'setup',
-           'api_markdown', 'readme_commands', 'home_markdown', 'site_sources', 'build_site', 'main']
+           'api_markdown', 'readme_commands', 'home_markdown', 'for_site', 'site_sources', 'build_site',
+           'readme_sections', 'update_readme', 'main']
 
 # %% ../nbs/24_course.ipynb #d8006d17
 ROOT = Path(pls_edu.__file__).resolve().parent.parent   # the course tools work from a clone of the repository
@@ -95,7 +96,8 @@ def execute_notebook(path, timeout=1200):
                             resources={'metadata': {'path': str(Path(path).parent)}}, store_widget_state=False)
     t0 = time.perf_counter()
     with client.setup_kernel(env=kernel_env()):
-        client.execute_cell(nbformat.v4.new_code_cell(PREAMBLE), 0)
+        pre = nbformat.v4.new_code_cell(PREAMBLE)
+        nb.cells.insert(0, pre); client.execute_cell(pre, 0); nb.cells.pop(0)      # run, never kept
         for i, cell in enumerate(nb.cells):
             if cell.cell_type != 'code': continue
             if skipped(cell, flags): cell.outputs = []; continue
@@ -301,6 +303,8 @@ html_theme = 'sphinx_book_theme'
 html_title = 'pls_edu: Midpoint Regularization'
 html_math_renderer = 'mathml'
 html_theme_options = {{'show_toc_level': 2, 'home_page_in_toc': True}}
+html_context = {{'default_mode': 'light'}}
+html_favicon = 'favicon.png'
 html_static_path = []
 nb_execution_mode = 'off'
 nb_ipywidgets_js = {{}}
@@ -311,6 +315,18 @@ exclude_patterns = ['_build']
 suppress_warnings = ['mystnb.unknown_mime_type']
 """
 
+def for_site(src, dst):
+    "Copy notebook `src` to `dst` as the site shows it: nbdev's `#|` directives dropped, hidden and `default_exp` cells removed."
+    nb = nbformat.read(src, 4)
+    for c in nb.cells:
+        if c.cell_type != 'code': continue
+        lines = c.source.splitlines()
+        directives = ' '.join(l for l in lines if l.startswith('#|'))
+        if re.search(r'#\|\s*(hide|default_exp)\b', directives) or 'nbdev_export' + '()' in c.source:
+            c.metadata.setdefault('tags', []).append('remove-cell')
+        c.source = '\n'.join(l for l in lines if not l.startswith('#|'))
+    nbformat.write(nb, dst)
+
 def _toctree(caption, entries):
     return ['```{toctree}', f':caption: {caption}', ':hidden:', ':maxdepth: 1', ''] + entries + ['```', '']
 
@@ -320,7 +336,9 @@ def site_sources(src):
     if src.exists(): shutil.rmtree(src)
     (src/'api').mkdir(parents=True); (src/'solutions').mkdir()
     (src/'conf.py').write_text(CONF.format(root=str(ROOT)))
-    for p in notebooks(): shutil.copy(p, src/p.relative_to(NBS))
+    import matplotlib.pyplot as plt
+    plt.imsave(src/'favicon.png', [[0.2, 0.6], [0.6, 0.2]], cmap='viridis')      # a tab icon, so that no page asks for /favicon.ico
+    for p in notebooks(): for_site(p, src/p.relative_to(NBS))
     if (NBS/'images').exists(): shutil.copytree(NBS/'images', src/'images')
     home = home_markdown().split('\n')
     for track in ('method', 'scale'): home += _toctree(TRACKS[track], [n for n, tr, _ in COURSE if tr == track])
@@ -336,13 +354,42 @@ def build_site(out=None, src=None, log=print):
     "Build the site into `out` (default `_site/`), warnings as errors; returns the seconds it took."
     from sphinx.cmd.build import build_main
     out, src = Path(out or ROOT/'_site'), Path(src or ROOT/'_build'/'site-src')
+    html = src.parent/'site-html'                 # myst-nb writes a folder beside the html one, so build inside _build, then move
     t0 = time.perf_counter()
     site_sources(src)
-    if out.exists(): shutil.rmtree(out)
-    code = build_main(['-b', 'html', '-W', '--keep-going', '-q', '-d', str(src.parent/'doctrees'), str(src), str(out)])
+    if html.exists(): shutil.rmtree(html)
+    code = build_main(['-b', 'html', '-W', '--keep-going', '-q', '-d', str(src.parent/'doctrees'), str(src), str(html)])
     if code: raise RuntimeError(f"the site build failed (warnings are errors here); see the messages above")
+    if out.exists(): shutil.rmtree(out)
+    shutil.move(str(html), str(out))
     s = time.perf_counter() - t0
     log(f"site built into {out} in {s:.0f} s"); return s
+
+# %% ../nbs/24_course.ipynb #f272c4f1
+def _outputs_text(name):
+    nb = nbformat.read(NBS/f'{name}.ipynb', 4)
+    return [''.join(o['text']) for c in nb.cells for o in c.get('outputs', []) if o['output_type'] == 'stream' and o['name'] == 'stdout']
+
+def readme_sections():
+    "The generated parts of the README, by marker name."
+    main = next((t for t in _outputs_text('11_compare') if t.startswith('| method | seeds | error (%)')), None)
+    table, _, analysis = (main or '').partition('\n\n')
+    rows = lambda track: '\n'.join(f"| [`{n}`](nbs/{n}.ipynb) | {what} |" for n, tr, what in COURSE if tr == track)
+    doc = (ROOT/'tests'/'test_faults.py').read_text().split('"""')[1]
+    faults = '\n'.join(l for l in doc.splitlines() if l.startswith('|'))
+    return {'main-table': table.strip(), 'main-analysis': '```\n' + analysis.strip() + '\n```', 'method': rows('method'),
+            'scale': rows('scale'), 'faults': faults}
+
+def update_readme(write=True):
+    "Rewrite the README's generated parts; returns the names of the parts that were out of date."
+    path = ROOT/'README.md'; text = path.read_text(); stale = []
+    for name, body in readme_sections().items():
+        pat = re.compile(rf'(<!-- course:{name} -->\n)(.*?)(\n<!-- /course:{name} -->)', re.S)
+        m = pat.search(text)
+        if m is None: raise ValueError(f"README.md has no <!-- course:{name} --> section")
+        if m.group(2) != body: stale.append(name); text = text[:m.start(2)] + body + text[m.end(2):]
+    if write and stale: path.write_text(text)
+    return stale
 
 # %% ../nbs/24_course.ipynb #8e9ffae4
 def _paths(names):
@@ -357,7 +404,7 @@ def _paths(names):
     return out
 
 def main(argv=None):
-    "`pls-course execute | check | site`."
+    "`pls-course execute | check | site | readme`."
     p = argparse.ArgumentParser(prog='pls-course', description='Execute, check and render the course notebooks.')
     sub = p.add_subparsers(dest='cmd', required=True)
     e = sub.add_parser('execute', help='run notebooks and commit their outputs into them'); e.add_argument('notebooks', nargs='*')
@@ -365,6 +412,7 @@ def main(argv=None):
     c = sub.add_parser('check', help='re-run notebooks and compare with the committed outputs'); c.add_argument('notebooks', nargs='*')
     c.add_argument('--workers', type=int, default=2)
     s = sub.add_parser('site', help='build the static site into _site/'); s.add_argument('--out', default=None)
+    sub.add_parser('readme', help="rewrite the README's generated parts from the notebooks and tests")
     a = p.parse_args(argv)
     if a.cmd == 'execute':
         t0 = time.perf_counter(); execute(_paths(a.notebooks), a.workers)
@@ -376,5 +424,8 @@ def main(argv=None):
         print(f"checked in {time.perf_counter() - t0:.0f} s: " + ('committed outputs are fresh' if not probs else f"{len(probs)} problem(s); run pls-course execute and commit"))
         if probs: sys.exit(1)
     elif a.cmd == 'site': build_site(a.out)
+    elif a.cmd == 'readme':
+        stale = update_readme()
+        print(f"README.md: {', '.join(stale)} rewritten" if stale else 'README.md: up to date')
 
 if __name__ == '__main__' and 'get_ipython' not in globals(): main()

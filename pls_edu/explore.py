@@ -10,6 +10,8 @@ import torch
 from .smoothing import one_hot, uniform_smooth
 from .head import pls_targets, smoothing_cap
 from .midpoints import midpoint
+from .calibration import plot_reliability, CalibrationError
+from .runs import read_result, load_logits, calibrate_run
 
 # %% auto #0
 __all__ = ['default_u', 'show_smoothing', 'smoothing_explorer', 'show_pair', 'pair_explorer', 'show_temperature',
@@ -84,7 +86,6 @@ def pair_explorer(model, data):
 def show_temperature(logits, labels, T=1.0, title=None):
     "Reliability diagram and ECE of `softmax(logits / T)`."
     import matplotlib.pyplot as plt
-    from pls_edu.calibration import plot_reliability
     fig, ax = plt.subplots(figsize=(3.6, 3.4))
     plot_reliability((torch.as_tensor(logits).double() / T).softmax(1), torch.as_tensor(labels), ax, f"{title + ', ' if title else ''}T = {T:.3g}")
     fig.tight_layout()
@@ -93,8 +94,6 @@ def show_temperature(logits, labels, T=1.0, title=None):
 def temperature_explorer(folder):
     "A log-scale temperature slider over the test logits of the run in `folder`."
     import ipywidgets as W
-    from pls_edu.calibration import CalibrationError
-    from pls_edu.runs import read_result, load_logits, calibrate_run
     from pathlib import Path
     logits, labels = load_logits(folder)
     try: T0 = calibrate_run(folder)['T']

@@ -13,7 +13,8 @@ import torch.nn.functional as F
 
 from .runs import load_run_model, load_logits, read_result, atomic_write, calibrate_run, check_name, RESULT
 from .calibration import CalibrationError
-from .datasets import ALL_DATASETS
+from .datasets import ALL_DATASETS, load_dataset
+from .data import package_file
 
 # %% auto #0
 __all__ = ['auroc', 'fpr_at_tpr', 'natural_patches', 'ood_images', 'ood_logits', 'ood_scores', 'plot_ood']
@@ -41,7 +42,6 @@ def fpr_at_tpr(scores_in, scores_out, tpr=0.95):
 def natural_patches(channels, size, n=2000, seed=0):
     "`n` uint8 patches `(n, channels, *size)` cut from scikit-learn's two sample photographs at random positions and scales (cached)."
     from PIL import Image
-    from pls_edu.data import package_file
     imgs = [torch.from_numpy(np.array(Image.open(package_file('sklearn', 'datasets', 'images', f)).convert('RGB'))).permute(2, 0, 1).float()
             for f in ('china.jpg', 'flower.jpg')]
     g = torch.Generator().manual_seed(seed)
@@ -61,7 +61,6 @@ def ood_images(source, channels, size, data_root='data', download=False):
     "uint8 test images of `source` ('patches' or a dataset name) for a model taking `channels` x `size` inputs."
     check_name('OOD source', source, ['patches'] + ALL_DATASETS)
     if source == 'patches': return natural_patches(int(channels), tuple(size))
-    from pls_edu.datasets import load_dataset
     d = load_dataset(source, data_root, download)
     if d.channels != channels or tuple(d.size) != tuple(size):
         raise ValueError(f"OOD source {source!r} has {d.channels}x{d.size[0]}x{d.size[1]} images but the model takes "
@@ -73,7 +72,7 @@ def ood_images(source, channels, size, data_root='data', download=False):
 def ood_logits(folder, source='patches', data_root='data', device='cpu', batch_size=1000):
     "Logits of the run in `folder` on the images of `source` (cached in the run folder)."
     folder = Path(folder); cache = folder/f'ood_{source}.npz'
-    if cache.exists(): return torch.from_numpy(np.load(cache)['logits'])
+    if cache.exists(): return torch.from_numpy(np.load(cache, allow_pickle=False)['logits'])
     model, r = load_run_model(folder, device)
     d = r['data']
     x = ood_images(source, d['channels'], d['size'], data_root)

@@ -44,7 +44,8 @@ def soft_cross_entropy(logits, target):
 def check_targets(q, atol=1e-5):
     "Raise unless every row of `q` is a probability distribution (non-negative, sums to 1)."
     if q.ndim != 2: raise ValueError(f"targets must be (N, K), got {tuple(q.shape)}")
-    if bool((q < 0).any()): raise ValueError(f"targets have negative entries (min {float(q.min()):.3g})")
-    err = (q.sum(-1) - 1).abs().max()
+    v = q.detach()
+    if bool((v < 0).any()): raise ValueError(f"targets have negative entries (min {float(v.min()):.3g})")
+    err = (v.sum(-1) - 1).abs().max()
     if float(err) > atol: raise ValueError(f"target rows must sum to 1; worst row is off by {float(err):.3g}")
     return q

@@ -20,7 +20,7 @@ from .runs import (run_one, run_dir, run_id, run_identity, existing_result, read
                           save_png, atomic_write, check_writable, stop_on_signals, CorruptResultError, WriteError, RESULT, CKPT, LOG)
 
 # %% auto #0
-__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'PRESETS', 'FATAL_WRITE_ERRNOS', 'NAMES', 'check_preset', 'preset_runs',
+__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'PRESETS', 'FATAL_WRITE_ERRNOS', 'NAMES', 'ERRORS', 'check_preset', 'preset_runs',
            'ipc_kernel_manager', 'run_notebook', 'run_params', 'execute_run', 'stop_and_forward', 'run_sweep',
            'format_summary', 'sweep_status', 'format_status', 'paper_results', 'collect_preset', 'paired_vs',
            'aggregate', 'table_header', 'write_tables', 'plot_fig3', 'bench_papermill']
@@ -80,14 +80,18 @@ def preset_runs(name, datasets=None, models=None, methods=None, seeds=None, epoc
     return runs
 
 # %% ../nbs/18_sweep.ipynb #93c67cde
-def ipc_kernel_manager():
-    "A jupyter kernel-manager class whose kernels use IPC sockets in a private temporary folder (removed at shutdown)."
+def ipc_kernel_manager(log=None):
+    "A jupyter kernel-manager class whose kernels use IPC sockets in a private temporary folder (removed at shutdown), logging to `log`."
     from jupyter_client.manager import AsyncKernelManager
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kw):
             self._ipc_dir = tempfile.mkdtemp(prefix='pls-kernel-')
             kw.setdefault('transport', 'ipc'); kw.setdefault('ip', os.path.join(self._ipc_dir, 'k'))
             super().__init__(**kw)
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            if log is None: return await super()._async_launch_kernel(kernel_cmd, **kw)
+            with open(log, 'ab') as f:              # the kernel's own messages (not the cells' outputs) go to the run's kernel.log
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, 'stdout': f, 'stderr': f})
         async def _async_shutdown_kernel(self, now=False, restart=False):
             try: await super()._async_shutdown_kernel(now=now, restart=restart)
             finally:
@@ -130,7 +134,7 @@ def execute_run(spec, out, data_root='data', device=None, threads=None, ckpt_eve
             import papermill as pm
             pm.execute_notebook(str(run_notebook()), str(tmp_nb), parameters=run_params(spec, out, data_root, device, threads, ckpt_every, lease=lease),
                                 progress_bar=dict(desc=run_id(cfg), leave=False) if progress else False, cwd=str(run_notebook().parent),
-                                kernel_manager_class=ipc_kernel_manager())
+                                kernel_manager_class=ipc_kernel_manager(d/'kernel.log'))
             os.replace(tmp_nb, d/'run.ipynb')
         else:
             import torch
@@ -270,8 +274,11 @@ def paper_results():
             out[(r['table'], r['model'], r['dataset'], r['method'])] = (float(r['error_mean']), float(r['error_std']) if r['error_std'] else None)
     return out
 
-def collect_preset(name, out, **narrow):
-    "Per (model, dataset, method): {seed: final error} of the preset's intact finished runs under `out`; the damaged files met; the settings seen."
+ERRORS = ('final', 'best')
+
+def collect_preset(name, out, error='final', **narrow):
+    "Per (model, dataset, method): {seed: error} (`final` epoch, or `best` epoch) of the preset's intact finished runs; damaged files met; settings seen."
+    if error not in ERRORS: raise ValueError(f"unknown error {error!r}; choose one of {list(ERRORS)}")
     want = {run_id(s['config']): run_identity(s['config']) for s in preset_runs(name, **narrow)}
     errs, corrupt, seen = {}, [], {}
     for rid, cfg in want.items():
@@ -279,8 +286,8 @@ def collect_preset(name, out, **narrow):
         try: r = verify_run(Path(out)/rid)
         except CorruptResultError as e: corrupt.append(str(e)); continue
         if run_identity(r['config']) != cfg: continue          # a finished run of another config is not this preset's
-        errs.setdefault((cfg['model'], cfg['dataset'], cfg['method']), {})[cfg['seed']] = r['final']['error']
-        for k in ('precision', 'schedule', 'ts_mode', 'device'):
+        errs.setdefault((cfg['model'], cfg['dataset'], cfg['method']), {})[cfg['seed']] = r['final'].get(f'{error}_error' if error == 'best' else 'error')
+        for k in ('precision', 'schedule', 'alternation', 'ts_mode', 'device'):
             v = r['config'].get(k) or ('bf16' if r['config'].get('amp') else 'fp32' if k == 'precision' else None)
             seen.setdefault(k, {}).setdefault(str(v), 0); seen[k][str(v)] += 1
     return errs, corrupt, seen
@@ -307,9 +314,9 @@ def paired_vs(errs, key, m, ref):
     common = sorted(set(a) & set(b))
     return paired_ci([a[s] for s in common], [b[s] for s in common]) if m != ref else None
 
-def aggregate(name, out, **narrow):
-    "The preset's table: long-form rows (CSV) and a markdown table in the paper's layout, with the paper's numbers and paired CIs."
-    errs, corrupt, seen = collect_preset(name, out, **narrow)
+def aggregate(name, out, error='final', **narrow):
+    "The preset's table of `error` ('final' epoch, the default, or 'best'): long-form rows, a markdown table in the paper's layout, paired CIs."
+    errs, corrupt, seen = collect_preset(name, out, error, **narrow)
     paper = paper_results()
     rows_, cols = _layout(name)
     ref = 'erm' if 'erm' in PRESETS[name]['methods'] else 'pls'
@@ -333,24 +340,26 @@ def aggregate(name, out, **narrow):
                          f'vs_{ref}': ci['diff'] if ci else None, f'vs_{ref}_lo': ci['lo'] if ci else None, f'vs_{ref}_hi': ci['hi'] if ci else None,
                          f'vs_{ref}_significant': ci['significant'] if ci else None})
         md.append(f"| {label} | " + ' | '.join(cells) + ' |')
-    return {'rows': long, 'markdown': '\n'.join(md), 'corrupt': corrupt, 'settings': seen, 'reference': ref,
+    return {'rows': long, 'markdown': '\n'.join(md), 'corrupt': corrupt, 'settings': seen, 'reference': ref, 'error': error,
             'runs': sum(len(v) for v in errs.values()), 'expected': len(preset_runs(name, **narrow))}
 
 def table_header(name, a):
     "The lines above a preset's table: what it is, how many runs, and which settings they used."
     s = a['settings']
-    used = '; '.join(f"{k}: " + ', '.join(f"{v} ({n})" for v, n in sorted(s[k].items())) for k in ('precision', 'schedule', 'ts_mode', 'device') if k in s)
-    return (f"# {name}: {PRESETS[name]['doc']}\n\n{a['runs']} of {a['expected']} runs finished. Test error (%) of the **final epoch**, "
-            f"mean ± sample std over seeds (number of seeds); each run also stores its best epoch's error, not reported because "
-            f"an epoch chosen on the test set is optimistic. vs {NAMES[a['reference']]}: mean paired difference over common seeds "
-            f"[95% t-interval], * = excludes 0.\n\nRuns used: {used or 'none yet'}.\n\n")
+    used = '; '.join(f"{k}: " + ', '.join(f"{v} ({n})" for v, n in sorted(s[k].items())) for k in ('precision', 'schedule', 'alternation', 'ts_mode', 'device') if k in s)
+    which = ("the **final epoch**, mean ± sample std over seeds (number of seeds); each run also stores its best epoch's error, "
+             "not reported by default because an epoch chosen on the test set is optimistic" if a['error'] == 'final' else
+             "the **best epoch** of each run, chosen on the test set and therefore optimistic (the default reports the final epoch)")
+    return (f"# {name}: {PRESETS[name]['doc']}\n\n{a['runs']} of {a['expected']} runs finished. Test error (%) of {which}. "
+            f"vs {NAMES[a['reference']]}: mean paired difference over common seeds [95% t-interval], * = excludes 0.\n\n"
+            f"Runs used: {used or 'none yet'}.\n\n")
 
-def write_tables(name, out, **narrow):
-    "Write `<out>/tables/<preset>.md` and `.csv` (and `fig3.png` for fig3); returns the aggregate."
-    a = aggregate(name, out, **narrow)
-    t = Path(out)/'tables'
-    atomic_write(t/f'{name}.md', lambda f: f.write(table_header(name, a) + a['markdown'] + '\n'), 'w')
-    save_csv(t/f'{name}.csv', a['rows'])
+def write_tables(name, out, error='final', **narrow):
+    "Write `<out>/tables/<preset>.md` and `.csv` (`<preset>_best.*` for best-epoch errors; `fig3.png` for fig3); returns the aggregate."
+    a = aggregate(name, out, error, **narrow)
+    t, stem = Path(out)/'tables', name + ('' if error == 'final' else f'_{error}')
+    atomic_write(t/f'{stem}.md', lambda f: f.write(table_header(name, a) + a['markdown'] + '\n'), 'w')
+    save_csv(t/f'{stem}.csv', a['rows'])
     if name == 'fig3': plot_fig3(a['rows'], t/'fig3.png')
     return a
 

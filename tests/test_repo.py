@@ -15,7 +15,8 @@ def test_settings_pins_and_nbdev_options():
     dev = shlex.split(s['dev_requirements'])
     assert 'nbdev==2.4.14' in dev and 'fastcore>=1.12.3,<2' in dev and 'execnb<0.2' in dev
     assert s['tst_flags'].split() == ['notest', 'slow', 'gpu']
-    assert s['allowed_cell_metadata_keys'].strip() == 'tags'      # keeps papermill's "parameters" tag
+    assert s['allowed_cell_metadata_keys'].strip() == 'tags'      # keeps papermill's "parameters" tag and our "volatile" tag
+    assert s['clear_all'].strip() == 'False'                       # nbdev_clean keeps the committed outputs
     for pkg in ('torch', 'torchvision', 'matplotlib', 'papermill', 'ipywidgets'):
         assert any(r.split('>')[0].split('=')[0].split('<')[0] == pkg for r in shlex.split(s['requirements'])), pkg
     assert 'jupyterlab' in dev
@@ -36,7 +37,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
     assert 'pls-compare' in blocks[0] and 'pip install' in blocks[0]
     assert blocks[1].strip() == '.ci/run'
     ci = (ROOT/'.ci'/'run').read_text()
-    for step in ('pip install', 'nbdev_clean', 'nbdev_export', 'nbdev_test', 'pytest'):
+    for step in ('pip install', 'nbdev_clean', 'nbdev_export', 'pls-course check', 'pls-course site', 'pytest'):
         assert step in ci, step
 
 

@@ -59,10 +59,11 @@ def test_papermill_sweep_skips_resumes_and_records_failures(tmp_path, digits):
     assert s['counts']['done'] == 1 and not (d/'failed.json').exists()
 
 
-def test_several_devices_run_at_the_same_time(tmp_path):
+def test_several_devices_run_at_the_same_time(tmp_path, capfd):
     runs = preset_runs('cpu-tiny', methods=['erm'])
     s = run_sweep(runs, tmp_path, devices=['cpu', 'cpu'], threads=1, progress=False)
     assert s['counts']['done'] == 2
+    assert 'without encryption' not in capfd.readouterr().err          # the kernels talk over IPC sockets, not TCP
     spans = []
     for r in runs:
         md = nbformat.read(run_dir(tmp_path, r['config'])/'run.ipynb', 4).metadata.papermill
@@ -86,10 +87,20 @@ def test_unwritable_folder_and_corrupt_results(tmp_path):
     assert s['counts']['done'] == 1 and len(list(p.parent.glob('result.corrupt-*.json'))) == 1
 
 
-def _fake_result(out, cfg, error):
+def _fake_result(out, cfg, error, best=None):
     "A result file as run_one writes it (aggregation reads only these files)."
     save_json(run_dir(out, cfg)/RESULT, {'id': run_dir(out, cfg).name, 'config': dataclasses.asdict(cfg.resolved()),
-                                         'history': [], 'final': {'error': error}, 'status': 'done'})
+                                         'history': [], 'final': {'error': error, 'best_error': error if best is None else best}, 'status': 'done'})
+
+
+def test_tables_report_the_final_or_the_best_epoch_and_say_which(tmp_path, capsys):
+    for r in preset_runs('cpu-tiny'): _fake_result(tmp_path, r['config'], 5.0, best=4.0)
+    main(['aggregate', 'cpu-tiny', '--out', str(tmp_path), '--error', 'best'])
+    best = (tmp_path/'tables'/'cpu-tiny_best.md').read_text()
+    assert 'the **best epoch** of each run' in best and '| **4.00 ± 0.00 (2)** |' in best
+    main(['aggregate', 'cpu-tiny', '--out', str(tmp_path)])
+    final = (tmp_path/'tables'/'cpu-tiny.md').read_text()
+    assert 'the **final epoch**' in final and '| **5.00 ± 0.00 (2)** |' in final and 'precision: fp32 (4)' in final
 
 
 def test_table1_layout_beside_the_paper(tmp_path):

@@ -208,7 +208,9 @@ def check(paths=None, workers=2, log=print):
     def one(p):
         t0 = time.perf_counter()
         try: fresh, _ = execute_notebook(p)
-        except Exception as e: return [f"{p.relative_to(NBS)}: does not run: {type(e).__name__}: {str(e).strip().splitlines()[-1][:300] if str(e).strip() else ''}"]
+        except Exception as e:
+            why = f"{e.ename}: {e.evalue}" if getattr(e, 'ename', None) else f"{type(e).__name__}: {e}"
+            return [f"{p.relative_to(NBS)}: does not run: {why.strip()[:300]}"]
         committed = nbformat.read(p, 4)
         probs = differences(committed, fresh, str(p.relative_to(NBS)), mask) + [f"{p.relative_to(NBS)} {x}: names this machine" for x in leaks(committed)]
         log(f"checked {p.relative_to(NBS)} in {time.perf_counter() - t0:.0f} s: " + ('ok' if not probs else f"{len(probs)} problem(s)"))

@@ -110,7 +110,6 @@ class RunLease:
         "Work under the lease `token` that a parent runner holds; raises `LeaseLost` if it is not (or no longer) that lease."
         self.token, self.owner = token, False
         self.refresh()
-        return self
 
     def refresh(self):
         "Prove this runner is alive; raises `LeaseLost` if another runner has taken the lease."

@@ -284,7 +284,7 @@ def run_one(cfg, out, data=None, ckpt_every=0, progress=True, data_root='data', 
     check_writable(out)
     if (r := existing_result(out, cfg)) is not None: return {'status': 'skipped', 'result': r}
     lease = RunLease(d, lease_s)
-    try: prev = lease.acquire() if not lease_token else lease.join(lease_token) and None
+    try: prev = lease.join(lease_token) if lease_token else lease.acquire()      # join returns None: nothing taken over
     except LeaseHeld as e: return {'status': 'running-elsewhere', 'holder': e.holder}
     try:
         if prev: log_event(d, f"took over the lease of a runner that is gone ({describe(prev)})")

@@ -352,13 +352,13 @@ def site_sources(src):
     for m in MODULE_ORDER: (src/'api'/f'{m}.md').write_text(api_markdown(m))
     return src
 
-def build_site(out=None, src=None, log=print):
-    "Build the site into `out` (default `_site/`), warnings as errors; returns the seconds it took."
+def build_site(out=None, src=None, log=print, write_sources=True):
+    "Build the site into `out` (default `_site/`) from sources it writes into `src` (unless told not to), warnings as errors; returns the seconds."
     from sphinx.cmd.build import build_main
     out, src = Path(out or ROOT/'_site'), Path(src or ROOT/'_build'/'site-src')
     html = src.parent/'site-html'                 # myst-nb writes a folder beside the html one, so build inside _build, then move
     t0 = time.perf_counter()
-    site_sources(src)
+    if write_sources: site_sources(src)
     if html.exists(): shutil.rmtree(html)
     code = build_main(['-b', 'html', '-W', '--keep-going', '-q', '-d', str(src.parent/'doctrees'), str(src), str(html)])
     if code: raise RuntimeError(f"the site build failed (warnings are errors here); see the messages above")

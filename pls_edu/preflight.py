@@ -98,8 +98,9 @@ def gpu_devices():
 def preflight(runs, out, data_root='data', devices=('cpu',)):
     "Problems before a sweep of `runs`: per dataset, devices, and the results folder. `ok` is True when there are none."
     datasets = {n: dataset_problems(n, data_root) for n in dict.fromkeys(r['config'].dataset for r in runs)}
-    try: check_writable(out); folder = []
-    except PermissionError as e: folder = [str(e)]
+    try: check_writable(next(p for p in [Path(out), *Path(out).absolute().parents] if p.exists()))   # creates nothing
+    except PermissionError as e: folder = [f"results folder {out}: {e}"]
+    else: folder = [] if not Path(out).exists() or Path(out).is_dir() else [f"results folder {out} is a file, not a folder"]
     rep = {'datasets': {n: p for n, p in datasets.items() if p}, 'devices': device_problems(devices), 'out': folder, 'data_root': str(data_root)}
     rep['ok'] = not (rep['datasets'] or rep['devices'] or rep['out'])
     return rep

@@ -114,3 +114,15 @@ def test_comparison_ignores_only_what_may_vary():
                  nbformat.v4.new_output('display_data', data={'text/plain': '<Figure at 0x7f00aa>', 'image/png': 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAAC'})]
     assert comparable(c) == [('stream:stdout', 'a = 1.5\nb'), ('text/plain', '<Figure>'), ('image/png', (1, 2))]
     assert comparable(c, mask_numbers=True)[0] == ('stream:stdout', 'a = #\nb')
+
+
+def test_the_site_build_fails_on_a_broken_link_or_image(tmp_path):
+    "Warnings are errors: a link to a notebook that does not exist, or a missing image, stops the build."
+    from pls_edu.course import site_sources, build_site
+    for bad in ('[the next lesson](99_nowhere.ipynb)', '![a figure](images/nowhere.png)'):
+        src = site_sources(tmp_path/'src')
+        n = nbformat.read(src/'00_data.ipynb', 4)
+        n.cells.append(nbformat.v4.new_markdown_cell(f'See {bad}.'))
+        nbformat.write(n, src/'00_data.ipynb')
+        with pytest.raises(RuntimeError, match='the site build failed'):
+            build_site(tmp_path/'site', src, log=lambda s: None, write_sources=False)

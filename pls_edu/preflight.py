@@ -4,7 +4,7 @@
 
 # %% ../nbs/21_preflight.ipynb #dc15a301
 from __future__ import annotations
-import gzip, json, math, os, struct
+import dataclasses, gzip, json, math, os, struct
 from pathlib import Path
 
 import torch
@@ -150,12 +150,11 @@ def s_per_image(model, shape, kind='gpu', timings=None):
 
 def estimate_run(cfg, kind='gpu', timings=None):
     "Estimated seconds for run `cfg` (a TrainConfig) on a `kind` device, and where the figure came from."
-    c = cfg.resolved() if cfg.device == 'cpu' else cfg
+    c = dataclasses.replace(cfg, device='cpu').resolved()         # the recipe's epochs, whatever device the run names
     n_train, n_test, shape = SPLITS[c.dataset]
     s, src = s_per_image(c.model, shape, kind, timings)
     method = (timings or {}).get('pls_over_erm', 1.05) if c.method.startswith('pls') else 1.0
-    epochs = c.epochs or 400
-    return epochs * s * (n_train * method + EVAL_FACTOR * n_test), src
+    return c.epochs * s * (n_train * method + EVAL_FACTOR * n_test), src
 
 # %% ../nbs/21_preflight.ipynb #1747d7a9
 def plan(runs, kind='gpu', timings=None, n_devices=1):
@@ -163,7 +162,7 @@ def plan(runs, kind='gpu', timings=None, n_devices=1):
     rows, total, srcs = {}, 0.0, set()
     for r in runs:
         c = r['config']; sec, src = estimate_run(c, kind, timings); srcs.add(src)
-        row = rows.setdefault((c.model, c.dataset), {'model': c.model, 'dataset': c.dataset, 'runs': 0, 'epochs': c.resolved().epochs, 'hours_per_run': 0.0})
+        row = rows.setdefault((c.model, c.dataset), {'model': c.model, 'dataset': c.dataset, 'runs': 0, 'epochs': dataclasses.replace(c, device='cpu').resolved().epochs, 'hours_per_run': 0.0})
         row['runs'] += 1; row['hours_per_run'] = max(row['hours_per_run'], sec / 3600); total += sec
     return {'rows': list(rows.values()), 'device_hours': total / 3600, 'wall_hours': total / 3600 / max(n_devices, 1), 'n_devices': n_devices,
             'kind': kind, 'runs': len(runs), 'source': (timings or {}).get('source') if 'measured' in ' '.join(srcs) else 'fallback figures'}

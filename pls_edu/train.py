@@ -142,7 +142,7 @@ class Trainer:
         self.gen = torch.Generator(self.device).manual_seed(c.seed)
         self.rng = np.random.default_rng(c.seed)
         self.step, self.epoch, self.history = 0, 0, []
-        self.partial, self.stop_requested = None, False
+        self.partial, self.stop_requested, self.ts_fixed = None, False, None
         if c.loader == 'device':
             self.train_dl = DeviceLoader(data, 'train', c.batch_size, self.device, c.augment, True, self.gen, c.channels_last)
         else:
@@ -251,7 +251,7 @@ def final_metrics(self):
     if self.cfg.holdout:
         out['ece_ts'] = last.get(f'ece_ts_{self.cfg.ts_mode}')
         out['T'] = self.history[-1].get('temperature')
-        out['T_fixed_grid'] = self.ts_fixed['T_grid'] if getattr(self, 'ts_fixed', None) else None
+        out['T_fixed_grid'] = self.ts_fixed['T_grid'] if self.ts_fixed else None
     return out
 
 def fit(self, on_epoch=None):

@@ -19,7 +19,7 @@ from .methods import get_method, PAPER_METHODS, ABLATIONS, METHODS
 from .train import TrainConfig, CPU_REPRO_ENV
 from .runs import run_config, run_dir, verify_run, save_json, save_csv, save_png, atomic_write, load_logits, calibrate_run, RESULT
 from .data import EMBEDDED
-from .metrics import mean_std, paired_ci
+from .metrics import mean_std, paired_ci_by_seed
 from .calibration import CalibrationError, plot_reliability, plot_ece_curves, plot_soft_targets
 from .ood import ood_scores, plot_ood
 
@@ -90,8 +90,7 @@ def summary_table(results, methods=None, ref='erm'):
         em, es, _ = mean_std([x['error'] for x in f])
         mine = {r['config']['seed']: r['final']['error'] for r in rs}
         base = {r['config']['seed']: r['final']['error'] for r in groups.get((ds, model, ref), [])}
-        common = sorted(set(mine) & set(base))
-        ci = paired_ci([mine[s] for s in common], [base[s] for s in common]) if m != ref else None
+        ci = paired_ci_by_seed(mine, base) if m != ref else None
         rows.append({'dataset': ds, 'model': model, 'method': m, 'seeds': len(rs), 'error_mean': em, 'error_std': es,
                      f'vs_{ref}': ci and ci['diff'], f'vs_{ref}_lo': ci and ci['lo'], f'vs_{ref}_hi': ci and ci['hi'],
                      f'vs_{ref}_significant': ci and ci['significant'],

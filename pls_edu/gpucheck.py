@@ -4,7 +4,7 @@
 
 # %% ../nbs/13_gpucheck.ipynb #14659021
 from __future__ import annotations
-import argparse, json, math, os, time
+import argparse, json, math, time
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +15,7 @@ from .data import load_digits_data
 from .train import TrainConfig, Trainer
 from .preflight import plan, s_per_image, shape_key
 from .sweep import preset_runs
+from .runs import atomic_write
 
 # %% auto #0
 __all__ = ['LEARN_EPOCHS', 'LEARN_MAX_ERROR', 'SHAPES', 'GPUCheck', 'learn', 'throughput', 'timings_of', 'projection',
@@ -34,8 +35,7 @@ class GPUCheck:
 
     def save(self):
         self.res['elapsed_s'] = self.elapsed()
-        tmp = self.out.with_name(f'.{self.out.name}.tmp{os.getpid()}')
-        tmp.write_text(json.dumps(self.res, indent=1, default=str)); os.replace(tmp, self.out)
+        atomic_write(self.out, lambda f: json.dump(self.res, f, indent=1, default=str), 'w')
 
     def part(self, name, expected_s, fn):
         "Run `fn()` as part `name` if `expected_s` seconds fit in the budget; store its result under `name`."
@@ -145,8 +145,7 @@ def gpu_check(out='gpu_check.json', device='cuda', budget_s=480.0, timings_out='
         g.res['ratios'] = {'fast_over_baseline_erm': g.res['resnet18_baseline']['erm']['s_per_step'] / g.res['resnet18_fast']['erm']['s_per_step'],
                            'pls_over_erm_fast': g.res['resnet18_fast']['pls_over_erm']}
     if timings_out and t['s_per_image']:
-        tmp = Path(timings_out).with_name(f'.{Path(timings_out).name}.tmp{os.getpid()}')
-        tmp.write_text(json.dumps(t, indent=1)); os.replace(tmp, timings_out)
+        atomic_write(timings_out, lambda f: json.dump(t, f, indent=1), 'w')
         g.res['timings_file'] = str(timings_out)
     g.part('projection', 1, lambda: projection(t))
     v = g.res.get('learn_fast')

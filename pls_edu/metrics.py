@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['check_preds', 'check_probs', 'binned', 'reliability', 'ece_of_bins', 'ece', 'summarize', 'mean_std', 'paired_ci',
-           'predict']
+           'paired_ci_by_seed', 'predict']
 
 # %% ../nbs/07_metrics.ipynb #c4e10d3a
 import numpy as np
@@ -85,6 +85,12 @@ def paired_ci(a, b, level=0.95):
     half = float(t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)))
     lo, hi = float(d.mean()) - half, float(d.mean()) + half
     return {'diff': float(d.mean()), 'lo': lo, 'hi': hi, 'n': len(d), 'level': level, 'significant': bool(lo > 0 or hi < 0)}
+
+# %% ../nbs/07_metrics.ipynb #bb6db775
+def paired_ci_by_seed(a: dict, b: dict, level=0.95):
+    "`paired_ci` of `a[s] - b[s]` over the seeds `s` both dicts hold; None with fewer than two shared seeds."
+    common = sorted(set(a) & set(b))
+    return paired_ci([a[s] for s in common], [b[s] for s in common], level)
 
 # %% ../nbs/07_metrics.ipynb #4c9d2664
 @torch.no_grad()

@@ -14,7 +14,7 @@ import pls_edu
 from .train import TrainConfig, STOP
 from .methods import PAPER_METHODS
 from .datasets import PAPER_DATASETS
-from .metrics import mean_std, paired_ci
+from .metrics import mean_std, paired_ci_by_seed
 from .lock import RunLease, LeaseHeld, lease_state, read_lease, describe
 from .runs import (run_one, run_dir, run_id, run_identity, existing_result, read_result, verify_run, save_json, save_csv,
                           save_png, atomic_write, check_writable, stop_on_signals, CorruptResultError, WriteError, RESULT, CKPT, LOG)
@@ -311,8 +311,7 @@ def _layout(name):
 def paired_vs(errs, key, m, ref):
     "Paired 95% CI of method `m` minus `ref` over the seeds both have finished in column `key` (None if under two)."
     a, b = errs.get((key[0], key[1], m), {}), errs.get((key[0], key[1], ref), {})
-    common = sorted(set(a) & set(b))
-    return paired_ci([a[s] for s in common], [b[s] for s in common]) if m != ref else None
+    return paired_ci_by_seed(a, b) if m != ref else None
 
 def aggregate(name, out, error='final', **narrow):
     "The preset's table of `error` ('final' epoch, the default, or 'best'): long-form rows, a markdown table in the paper's layout, paired CIs."

@@ -1,14 +1,15 @@
-import os, sys
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-torch.set_num_threads(1)   # CPU results depend on the thread count; tests compare runs, so fix it
+torch.set_num_threads(1)  # CPU results depend on the thread count; tests compare runs, so fix it
 
 
 @pytest.fixture(scope='session')
 def digits():
     from pls_edu.data import load_digits_data
+
     return load_digits_data()

@@ -1,9 +1,10 @@
 "The benchmark and the GPU check run end to end on the CPU at tiny sizes and report every figure."
+
 import json
 
 import pytest
 
-from pls_edu.bench import bench_resnet, report, synthetic_data, time_steps
+from pls_edu.bench import bench_resnet, report
 from pls_edu import gpucheck
 
 
@@ -32,10 +33,17 @@ def test_gpu_check_runs_where_only_the_gpu_machines_packages_exist(tmp_path):
     "The whole check, tiny, in a fresh process that cannot import papermill, mlxtend, ipywidgets, nbdev, fastcore, filelock or jupyter."
     import os, subprocess, sys
     from pathlib import Path
+
     root = Path(__file__).resolve().parent.parent
-    out, tim = tmp_path/'g.json', tmp_path/'t.json'
-    p = subprocess.run([sys.executable, '-c', BLOCKER, '--device', 'cpu', '--tiny', '--out', str(out), '--timings-out', str(tim)],
-                       cwd=tmp_path, env={**os.environ, 'PYTHONPATH': str(root)}, capture_output=True, text=True, timeout=600)
+    out, tim = tmp_path / 'g.json', tmp_path / 't.json'
+    p = subprocess.run(
+        [sys.executable, '-c', BLOCKER, '--device', 'cpu', '--tiny', '--out', str(out), '--timings-out', str(tim)],
+        cwd=tmp_path,
+        env={**os.environ, 'PYTHONPATH': str(root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert p.returncode == 0, p.stderr[-3000:]
     r = json.loads(out.read_text())
     assert r['errors'] == {} and r['verdict'].startswith('not enforced') and 'learn_fast' in r['parts_done']
@@ -46,19 +54,32 @@ def test_gpu_check_runs_where_only_the_gpu_machines_packages_exist(tmp_path):
     assert set(t['s_per_image']) == {'preact-resnet18', 'resnet50'} and len(t['s_per_image']['resnet50']) == 3
     assert r['projection']['tables_1_2_runs'] == 540 and r['projection']['tables_1_2_hours_on_8_gpus'] > 0
     lines = [l for l in p.stdout.splitlines() if l.startswith('[')]
-    assert any('learn_fast: start' in l for l in lines) and any('projection: done' in l for l in lines), p.stdout   # a line per part
+    assert any('learn_fast: start' in l for l in lines) and any('projection: done' in l for l in lines), (
+        p.stdout
+    )  # a line per part
     assert 'is not installed' not in p.stderr
 
 
-def test_gpu_check_budget_skips_the_least_important_parts_and_says_which(tmp_path):
-    r = gpucheck.gpu_check(tmp_path/'g.json', 'cpu', budget_s=6, timings_out=None, tiny=True, log=lambda s: None)
-    assert r['parts_done'][:2] == ['environment', 'learn_fast'] and r['skipped'], r['parts_done']
-    assert all('of the budget left' in why for why in r['skipped'].values())
-    assert json.loads((tmp_path/'g.json').read_text())['skipped'] == r['skipped']     # written after every part
+def test_gpu_check_budget_skips_what_does_not_fit_and_says_why(tmp_path):
+    "The budget logic on made-up parts (the real parts ran once, above): a part runs only if its expected time fits."
+    lines = []
+    g = gpucheck.GPUCheck(tmp_path / 'g.json', budget_s=5, log=lines.append)
+    assert g.part('first', 1, lambda: {'ok': 1}) == {'ok': 1}
+    assert g.part('too_long', 60, lambda: 1 / 0) is None  # never called: 60 s do not fit in 5
+    assert g.part('broken', 1, lambda: 1 / 0) is None  # called, and its error kept in one line
+    saved = json.loads((tmp_path / 'g.json').read_text())  # written after every part
+    assert saved['parts_done'] == ['first']
+    assert 'expected to take about 60 s' in saved['skipped']['too_long']
+    assert 'of the budget left' in saved['skipped']['too_long']
+    assert saved['errors'] == {'broken': 'ZeroDivisionError: division by zero'}
+    assert any('SKIP too_long' in line for line in lines)
 
 
 def test_gpu_check_refuses_without_cuda(capsys):
     import torch
-    if torch.cuda.is_available(): pytest.skip('this machine has CUDA')
-    with pytest.raises(SystemExit): gpucheck.main(['--out', '/tmp/x.json'])
+
+    if torch.cuda.is_available():
+        pytest.skip('this machine has CUDA')
+    with pytest.raises(SystemExit):
+        gpucheck.main(['--out', '/tmp/x.json'])
     assert 'no CUDA device here' in capsys.readouterr().err

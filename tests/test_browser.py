@@ -1,28 +1,41 @@
 "The course in a real browser (Debian's Chromium, driven by selenium): every page of the built site, and the explorers in JupyterLab."
-import base64, json, os, shutil, socket, subprocess, sys, time, urllib.request
+
+import base64, os, shutil, socket, subprocess, sys, time, urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SITE = ROOT/'_site'
-SHOTS = Path(os.environ.get('PLS_ARTIFACTS', ROOT/'_build'/'screenshots'))
-CHROMIUM, DRIVER = shutil.which('chromium') or '/usr/bin/chromium', shutil.which('chromedriver') or '/usr/bin/chromedriver'
+sys.path.insert(0, str(ROOT / 'tools'))
+import course  # noqa: E402  (tools/course.py)
 
-pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(DRIVER).exists()),
-                                reason="browser tests skipped: Debian's chromium and chromium-driver are not installed (.ci/run installs them when it runs as root)")
+SITE = ROOT / '_site'
+SHOTS = Path(os.environ.get('PLS_ARTIFACTS', ROOT / '_build' / 'screenshots'))
+CHROMIUM, DRIVER = (
+    shutil.which('chromium') or '/usr/bin/chromium',
+    shutil.which('chromedriver') or '/usr/bin/chromedriver',
+)
+
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(DRIVER).exists()),
+    reason="browser tests skipped: Debian's chromium and chromium-driver are not installed (.ci/run installs them when it runs as root)",
+)
 
 
 def _free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def _wait_http(url, timeout=60):
     t0 = time.time()
     while True:
-        try: return urllib.request.urlopen(url, timeout=5).status
+        try:
+            return urllib.request.urlopen(url, timeout=5).status
         except OSError:
-            if time.time() - t0 > timeout: raise
+            if time.time() - t0 > timeout:
+                raise
             time.sleep(0.3)
 
 
@@ -31,10 +44,21 @@ def browser():
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
+
     o = Options()
     o.binary_location = CHROMIUM
-    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-quic', '--no-first-run',
-              '--disable-background-networking', '--disable-component-update', '--disable-sync', '--window-size=1280,1000'):
+    for a in (
+        '--headless=new',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-dev-shm-usage',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--window-size=1280,1000',
+    ):
         o.add_argument(a)
     o.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
     d = webdriver.Chrome(service=Service(DRIVER), options=o)
@@ -46,33 +70,43 @@ def browser():
 @pytest.fixture(scope='module')
 def site():
     "The built site (built now if it is missing or older than a notebook), served on 127.0.0.1."
-    from pls_edu.course import build_site, notebooks
-    newest = max(p.stat().st_mtime for p in notebooks())
-    if not (SITE/'index.html').exists() or (SITE/'index.html').stat().st_mtime < newest: build_site(SITE)
+    newest = max(p.stat().st_mtime for p in course.notebooks())
+    if not (SITE / 'index.html').exists() or (SITE / 'index.html').stat().st_mtime < newest:
+        course.build_site(SITE)
     port = _free_port()
-    server = subprocess.Popen([sys.executable, '-m', 'http.server', str(port), '--bind', '127.0.0.1', '--directory', str(SITE)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, '-m', 'http.server', str(port), '--bind', '127.0.0.1', '--directory', str(SITE)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         base = f'http://127.0.0.1:{port}/'
         _wait_http(base + 'index.html')
         yield base
     finally:
-        server.terminate(); server.wait(10)
+        server.terminate()
+        server.wait(10)
 
 
 def _screenshot(driver, path):
     "A full-page screenshot through the DevTools protocol."
     m = driver.execute_cdp_cmd('Page.getLayoutMetrics', {})['cssContentSize']
-    shot = driver.execute_cdp_cmd('Page.captureScreenshot', {'format': 'png', 'captureBeyondViewport': True,
-                                                              'clip': {'x': 0, 'y': 0, 'width': m['width'], 'height': m['height'], 'scale': 1}})
-    path.parent.mkdir(parents=True, exist_ok=True); path.write_bytes(base64.b64decode(shot['data']))
+    shot = driver.execute_cdp_cmd(
+        'Page.captureScreenshot',
+        {
+            'format': 'png',
+            'captureBeyondViewport': True,
+            'clip': {'x': 0, 'y': 0, 'width': m['width'], 'height': m['height'], 'scale': 1},
+        },
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(base64.b64decode(shot['data']))
 
 
 def _course_pages():
-    from pls_edu.course import COURSE, solutions, MODULE_ORDER
-    pages = ['index.html'] + [f'{n}.html' for t in ('method', 'scale') for n, tr, _ in COURSE if tr == t]
-    pages += [f'solutions/{n}_solutions.html' for n, *_ in COURSE if solutions(n)]
-    return pages + ['api/index.html'] + [f'api/{m}.html' for m in MODULE_ORDER]
+    pages = ['index.html'] + [f'{n}.html' for t in ('method', 'scale') for n, tr, _ in course.COURSE if tr == t]
+    pages += [f'solutions/{n}_solutions.html' for n, *_ in course.COURSE if course.solutions(n)]
+    return pages + ['api/index.html'] + [f'api/{m}.html' for m in course.MODULE_ORDER]
 
 
 def test_every_page_loads_whole_and_clean(site, browser):
@@ -86,66 +120,145 @@ def test_every_page_loads_whole_and_clean(site, browser):
         res = browser.execute_script("""return [...document.images].map(i => i.src)
             .concat([...document.scripts].filter(s => s.src).map(s => s.src), [...document.querySelectorAll('link[rel=stylesheet]')].map(l => l.href))""")
         for r in sorted(set(res)):
-            if not r.startswith(site): problems.append(f"{page}: loads {r} from outside the site"); continue
-            try: urllib.request.urlopen(r, timeout=10)
-            except OSError as e: problems.append(f"{page}: {r}: {e}")
-        broken = browser.execute_script("return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
+            if not r.startswith(site):
+                problems.append(f"{page}: loads {r} from outside the site")
+                continue
+            try:
+                urllib.request.urlopen(r, timeout=10)
+            except OSError as e:
+                problems.append(f"{page}: {r}: {e}")
+        broken = browser.execute_script(
+            "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)"
+        )
         problems += [f"{page}: image does not render: {b}" for b in broken]
-        problems += [f"{page}: console: {e['message'][:200]}" for e in browser.get_log('browser') if e['level'] == 'SEVERE']
+        problems += [
+            f"{page}: console: {e['message'][:200]}" for e in browser.get_log('browser') if e['level'] == 'SEVERE'
+        ]
     assert not problems, '\n'.join(problems)
 
 
+def test_teaching_code_fits_the_page_at_1280_pixels(site, browser):
+    "On every page of the method track, no code block needs a horizontal scroll bar in a 1280-pixel-wide window."
+    cut = []
+    for n, track, _ in course.COURSE:
+        if track != 'method':
+            continue
+        for page in (f'{n}.html', f'solutions/{n}_solutions.html'):
+            browser.get(site + page)
+            wide = browser.execute_script(
+                "return [...document.querySelectorAll('article div.cell_input pre')]"
+                ".filter(p => p.scrollWidth > p.clientWidth + 1).map(p => p.textContent.split('\\n')[0].slice(0, 60))"
+            )
+            cut += [(page, w) for w in wide]
+    assert not cut, cut
+
+
 def test_equations_render_and_the_sidebar_follows_the_course(site, browser):
-    from pls_edu.course import COURSE
+    COURSE = course.COURSE
     for page in ('01_smoothing.html', '03_head.html'):
         browser.get(site + page)
-        sizes = browser.execute_script("return [...document.querySelectorAll('article math')].map(m => m.getBoundingClientRect().width)")
-        assert len(sizes) >= 3 and min(sizes) > 0, (page, sizes)          # MathML, drawn by the browser itself
-        assert browser.execute_script("return document.querySelectorAll('script[src*=mathjax], script[src*=MathJax]').length") == 0
+        sizes = browser.execute_script(
+            "return [...document.querySelectorAll('article math')].map(m => m.getBoundingClientRect().width)"
+        )
+        assert len(sizes) >= 3 and min(sizes) > 0, (page, sizes)  # MathML, drawn by the browser itself
+        assert (
+            browser.execute_script(
+                "return document.querySelectorAll('script[src*=mathjax], script[src*=MathJax]').length"
+            )
+            == 0
+        )
     browser.get(site + 'index.html')
-    links = browser.execute_script("return [...document.querySelectorAll('nav.bd-docs-nav a.reference.internal')].map(a => a.getAttribute('href'))")
+    links = browser.execute_script(
+        "return [...document.querySelectorAll('nav.bd-docs-nav a.reference.internal')].map(a => a.getAttribute('href'))"
+    )
     order = [h.split('#')[0].rsplit('/', 1)[-1].removesuffix('.html') for h in links]
     want = [n for t in ('method', 'scale') for n, tr, _ in COURSE if tr == t]
     assert [o for o in order if o in want] == want, order
-    captions = browser.execute_script("return [...document.querySelectorAll('nav.bd-docs-nav p.caption')].map(p => p.textContent.trim())")
+    captions = browser.execute_script(
+        "return [...document.querySelectorAll('nav.bd-docs-nav p.caption')].map(p => p.textContent.trim())"
+    )
     assert captions[:2] == ['The method', 'Scale and reproduction'], captions
-    _screenshot(browser, SHOTS/'home.png')
+    _screenshot(browser, SHOTS / 'home.png')
     browser.get(site + '03_head.html')
-    _screenshot(browser, SHOTS/'03_head.png')
-    assert (SHOTS/'home.png').stat().st_size > 10_000 and (SHOTS/'03_head.png').stat().st_size > 50_000
+    _screenshot(browser, SHOTS / '03_head.png')
+    assert (SHOTS / 'home.png').stat().st_size > 10_000 and (SHOTS / '03_head.png').stat().st_size > 50_000
 
 
 def test_explorers_in_jupyterlab(browser, tmp_path):
-    "JupyterLab on 127.0.0.1 with a token: run 16_explore, move a slider in the page, and see the figure redrawn."
+    "JupyterLab on 127.0.0.1 with a token: run 14_explore, move a slider in the page, and see the figure redrawn."
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
-    shutil.copy(ROOT/'nbs'/'16_explore.ipynb', tmp_path/'16_explore.ipynb')
+
+    shutil.copy(ROOT / 'nbs' / '14_explore.ipynb', tmp_path / '14_explore.ipynb')
     port, token = _free_port(), 'pls-browser-test'
-    env = {**os.environ, 'OMP_NUM_THREADS': '1', 'TQDM_DISABLE': '1', 'JUPYTER_CONFIG_DIR': str(tmp_path/'cfg'), 'JUPYTER_RUNTIME_DIR': str(tmp_path/'rt')}
-    lab = subprocess.Popen([sys.executable, '-m', 'jupyterlab', '--no-browser', '--allow-root', f'--ServerApp.port={port}', '--ServerApp.ip=127.0.0.1',
-                            f'--IdentityProvider.token={token}', f'--ServerApp.root_dir={tmp_path}'], env=env, cwd=tmp_path,
-                           stdout=open(tmp_path/'lab.log', 'w'), stderr=subprocess.STDOUT, start_new_session=True)
+    env = {
+        **os.environ,
+        'OMP_NUM_THREADS': '1',
+        'TQDM_DISABLE': '1',
+        'JUPYTER_CONFIG_DIR': str(tmp_path / 'cfg'),
+        'JUPYTER_RUNTIME_DIR': str(tmp_path / 'rt'),
+    }
+    lab = subprocess.Popen(
+        [
+            sys.executable,
+            '-m',
+            'jupyterlab',
+            '--no-browser',
+            '--allow-root',
+            f'--ServerApp.port={port}',
+            '--ServerApp.ip=127.0.0.1',
+            f'--IdentityProvider.token={token}',
+            f'--ServerApp.root_dir={tmp_path}',
+        ],
+        env=env,
+        cwd=tmp_path,
+        stdout=open(tmp_path / 'lab.log', 'w'),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         _wait_http(f'http://127.0.0.1:{port}/api/status?token={token}', timeout=90)
-        browser.get(f'http://127.0.0.1:{port}/lab/tree/16_explore.ipynb?token={token}')
+        browser.get(f'http://127.0.0.1:{port}/lab/tree/14_explore.ipynb?token={token}')
         wait = WebDriverWait(browser, 120)
         wait.until(lambda d: d.execute_script("return document.querySelectorAll('.jp-Notebook .jp-Cell').length") > 5)
-        wait.until(lambda d: 'idle' in (d.execute_script("return (document.querySelector('.jp-Notebook-ExecutionIndicator') || {}).getAttribute ? "
-                                                         "document.querySelector('.jp-Notebook-ExecutionIndicator').getAttribute('data-status') : 'idle'") or 'idle'))
+        wait.until(
+            lambda d: (
+                'idle'
+                in (
+                    d.execute_script(
+                        "return (document.querySelector('.jp-Notebook-ExecutionIndicator') || {}).getAttribute ? "
+                        "document.querySelector('.jp-Notebook-ExecutionIndicator').getAttribute('data-status') : 'idle'"
+                    )
+                    or 'idle'
+                )
+            )
+        )
         browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
         browser.find_element(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']").click()
-        wait.until(lambda d: d.execute_script("return document.querySelectorAll('.widget-interact .widget-output img').length") >= 3)
+        wait.until(
+            lambda d: (
+                d.execute_script("return document.querySelectorAll('.widget-interact .widget-output img').length") >= 3
+            )
+        )
         interact = browser.find_elements(By.CSS_SELECTOR, '.widget-interact')[0]
         before = interact.find_element(By.CSS_SELECTOR, '.widget-output img').get_attribute('src')
         handle = interact.find_element(By.CSS_SELECTOR, '.noUi-handle')
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();", handle)
-        for _ in range(4): handle.send_keys(Keys.ARROW_RIGHT)
-        WebDriverWait(browser, 60).until(lambda d: interact.find_element(By.CSS_SELECTOR, '.widget-output img').get_attribute('src') != before)
-        errors = browser.execute_script("return document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.error\"]').length")
-        assert errors == 0, (tmp_path/'lab.log').read_text()[-2000:]
-        _screenshot(browser, SHOTS/'jupyterlab_16_explore.png')
+        for _ in range(4):
+            handle.send_keys(Keys.ARROW_RIGHT)
+        WebDriverWait(browser, 60).until(
+            lambda d: interact.find_element(By.CSS_SELECTOR, '.widget-output img').get_attribute('src') != before
+        )
+        errors = browser.execute_script(
+            "return document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.error\"]').length"
+        )
+        assert errors == 0, (tmp_path / 'lab.log').read_text()[-2000:]
+        _screenshot(browser, SHOTS / 'jupyterlab_14_explore.png')
     finally:
         os.killpg(lab.pid, 15)
-        try: lab.wait(20)
-        except subprocess.TimeoutExpired: os.killpg(lab.pid, 9); lab.wait()
+        try:
+            lab.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(lab.pid, 9)
+            lab.wait()

@@ -1,14 +1,22 @@
 "ECE on cases known exactly, temperature scaling against known temperatures, and the errors of bad input."
-import json, math
 
-import numpy as np
+import json
+
 import pytest
 import torch
 
-from pls_edu.metrics import ece, reliability, summarize, check_preds
-from pls_edu.calibration import (fit_temperature_grid, fit_temperature_lbfgs, fit_temperature, calibrate, CalibrationError,
-                                 ece_at_temperatures, fixed_temperature_curve, TS_GRID)
-from pls_edu.runs import run_one, run_dir, calibrate_run
+from pls_edu.metrics import ece, reliability, summarize
+from pls_edu.calibration import calibration_summary, calibration_table
+from pls_edu.results import predictions, run_dir
+from pls_edu.runs import run_one
+from pls_edu.temperature import (
+    CalibrationError,
+    calibrate,
+    ece_at_temperatures,
+    fit_temperature,
+    fit_temperature_grid,
+    fit_temperature_lbfgs,
+)
 from pls_edu.train import TrainConfig, soft_target_profile
 
 
@@ -33,7 +41,8 @@ def test_ece_matches_a_float64_loop():
     total = 0.0
     for m in range(15):
         inb = (conf > m / 15) & (conf <= (m + 1) / 15)
-        if inb.any(): total += inb.double().mean() * ((pred[inb] == y[inb]).double().mean() - conf[inb].mean()).abs()
+        if inb.any():
+            total += inb.double().mean() * ((pred[inb] == y[inb]).double().mean() - conf[inb].mean()).abs()
     assert ece(p, y) == pytest.approx(float(total), abs=1e-12)
 
 
@@ -41,7 +50,7 @@ def test_ece_matches_a_float64_loop():
 def test_both_fits_recover_a_known_temperature(T):
     g = torch.Generator().manual_seed(1)
     z = 2 * torch.randn(30000, 10, generator=g)
-    y = torch.multinomial(z.softmax(1), 1, generator=g).squeeze(1)      # calibrated at T = 1 for logits z
+    y = torch.multinomial(z.softmax(1), 1, generator=g).squeeze(1)  # calibrated at T = 1 for logits z
     for fit in (fit_temperature_lbfgs, fit_temperature_grid):
         r = fit(z * T, y)
         assert r['T'] == pytest.approx(T, rel=0.05) and r['factor'] == pytest.approx(1 / r['T'])
@@ -52,7 +61,7 @@ def test_calibrate_never_changes_accuracy_and_lowers_nll():
     g = torch.Generator().manual_seed(2)
     z = 2 * torch.randn(4000, 10, generator=g)
     y = torch.multinomial(z.softmax(1), 1, generator=g).squeeze(1)
-    c = calibrate(z[:2000] * 0.25, y[:2000], z[2000:] * 0.25, y[2000:])     # an under-confident model
+    c = calibrate(z[:2000] * 0.25, y[:2000], z[2000:] * 0.25, y[2000:])  # an under-confident model
     assert c['accuracy_unchanged'] and c['before']['error'] == c['after']['error']
     assert c['T'] < 1 and c['after']['nll'] < c['before']['nll'] and c['after']['ece'] < c['before']['ece']
 
@@ -77,25 +86,31 @@ def test_bad_inputs():
         summarize(torch.tensor([[float('nan'), 0.0]]), torch.tensor([0]))
 
 
-def test_run_folders(tmp_path, digits):
-    with pytest.raises(FileNotFoundError, match='holds no logits.npz'):
-        calibrate_run(tmp_path)
+def test_calibration_table_of_run_folders(tmp_path, digits):
+    with pytest.raises(FileNotFoundError, match='the run did not finish, or .* is not a run folder'):
+        predictions(tmp_path)
     c0 = TrainConfig(method='pls', epochs=2)
-    run_one(c0, tmp_path, digits, progress=False)
-    with pytest.raises(CalibrationError, match='has no holdout logits'):
-        calibrate_run(run_dir(tmp_path, c0))
+    run_one(c0, tmp_path, digits)
     c1 = TrainConfig(method='pls', epochs=3, holdout=0.2)
-    r = run_one(c1, tmp_path/'b', digits, progress=False)['result']
-    c = calibrate_run(run_dir(tmp_path/'b', c1))
-    assert c['before']['ece'] == pytest.approx(r['final']['ece']) and c['T'] < 1      # PLS: under-confident
+    r = run_one(c1, tmp_path / 'b', digits)['result']
+    rows = calibration_table([predictions(run_dir(tmp_path, c0)), predictions(run_dir(tmp_path / 'b', c1))])
+    assert rows[0]['T'] is None
+    assert 'no holdout' in rows[0]['note']
+    assert rows[1]['ece_before'] == pytest.approx(r['final']['ece'])
+    assert rows[1]['T'] < 1  # PLS: under-confident
     h = r['history'][-1]
-    assert h['temperature'] == pytest.approx(c['T'], rel=1e-3) and h['ece_ts_refit'] == pytest.approx(c['after']['ece'], abs=1e-6)
+    assert h['temperature'] == pytest.approx(rows[1]['T'], rel=1e-3)
+    assert h['ece_ts_refit'] == pytest.approx(rows[1]['ece_after'], abs=1e-6)
+    s = calibration_summary(rows)
+    assert (s[0]['runs'], s[0]['fitted']) == (2, 1)
+    assert s[0]['T'] == pytest.approx(rows[1]['T'])  # the mean over fitted runs only
 
 
 def test_soft_target_profiles(digits):
     from pls_edu.train import train
     from pls_edu.head import smoothing_cap
-    t = train(TrainConfig(method='pls', epochs=2), digits, progress=False)
+
+    t = train(TrainConfig(method='pls', epochs=2), digits)
     p = soft_target_profile('pls', t.model, digits)
     assert p['pairs'] and len(p['gold']) == 2 and len(p['others']) == 5
     assert max(p['gold']) <= 0.25 + 0.5 * smoothing_cap(10) + 1e-6 and min(p['gold']) >= 0.25
@@ -108,7 +123,8 @@ def test_soft_target_profiles(digits):
 
 def test_ece_at_temperatures_matches_one_softmax_per_temperature():
     g = torch.Generator().manual_seed(1)
-    z = 3 * torch.randn(500, 10, generator=g); y = torch.randint(0, 10, (500,), generator=g)
+    z = 3 * torch.randn(500, 10, generator=g)
+    y = torch.randint(0, 10, (500,), generator=g)
     Ts = [0.05, 0.3, 1.0, 2.5, 40.0]
     for T, e in zip(Ts, ece_at_temperatures(z, y, Ts)):
         assert e == pytest.approx(ece((z.double() / T).softmax(1), y), abs=1e-12)
@@ -118,15 +134,22 @@ def test_both_temperature_readings_of_fig6(tmp_path, digits):
     "Refit per epoch (course) and one fixed temperature from the final model (paper), recorded for every epoch."
     for mode in ('refit', 'fixed'):
         c = TrainConfig(method='pls', epochs=3, holdout=0.2, ts_mode=mode)
-        r = run_one(c, tmp_path/mode, digits, progress=False)['result']
+        r = run_one(c, tmp_path / mode, digits)['result']
         h, f = r['history'], r['final']
         assert r['config']['ts_mode'] == mode and f['ece_ts'] == f[f'ece_ts_{mode}']
         assert all(e['ece_ts_refit'] is not None and e['ece_ts_fixed'] is not None for e in h)
-        assert 'ece_grid' not in h[0]                                   # the grid stays in the checkpoint, not the result
+        assert 'ece_grid' not in h[0]  # the grid stays in the checkpoint, not the result
         # the fixed curve is the ECE at the grid temperature nearest to the final fit, at every epoch
         assert f['T_fixed_grid'] == pytest.approx(f['T'], rel=0.026)
         assert h[-1]['temperature'] == pytest.approx(f['T'])
     # the two configs differ only in what they report: the same training, the same per-epoch errors
-    a, b = (json.loads((run_dir(tmp_path/m, TrainConfig(method='pls', epochs=3, holdout=0.2, ts_mode=m))/'result.json').read_text()) for m in ('refit', 'fixed'))
+    a, b = (
+        json.loads(
+            (
+                run_dir(tmp_path / m, TrainConfig(method='pls', epochs=3, holdout=0.2, ts_mode=m)) / 'result.json'
+            ).read_text()
+        )
+        for m in ('refit', 'fixed')
+    )
     assert [e['error'] for e in a['history']] == [e['error'] for e in b['history']]
     assert [e['ece_ts_fixed'] for e in a['history']] == [e['ece_ts_fixed'] for e in b['history']]

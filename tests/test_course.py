@@ -1,128 +1,399 @@
-"The course as a reader meets it: lessons shaped as lessons, every reference resolving, committed outputs present, small and clean."
-import json, re
+"The course as a reader meets it: lessons in order, shaped as lessons, references resolving, outputs committed and clean."
+
+import ast
+import json
+import re
+import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from pls_edu.course import COURSE, NBS, ROOT, notebooks, solutions, leaks, output_bytes, comparable
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / 'tools'))
+import course  # noqa: E402  (tools/course.py: development tooling, not part of the package)
 
-TEACHING = ['00_data', '01_smoothing', '02_midpoints', '03_head', '04_methods', '07_metrics', '08_train', '11_compare',
-            '14_calibration', '15_ood', '16_explore']
+NBS = course.NBS
+TEACHING = [n for n, track, _ in course.COURSE if track == 'method']
 
 
-def nb(name): return nbformat.read(NBS/f'{name}.ipynb', 4)
-def md(name): return '\n'.join(c.source for c in nb(name).cells if c.cell_type == 'markdown')
+def nb(name):
+    return nbformat.read(NBS / f'{name}.ipynb', 4)
+
+
+def md(name):
+    return '\n'.join(c.source for c in nb(name).cells if c.cell_type == 'markdown')
+
+
+def code_cells(path):
+    return [c for c in nbformat.read(path, 4).cells if c.cell_type == 'code']
+
+
+def test_the_course_reads_in_file_order():
+    "The method track first and contiguous, then the scale track; the map lists every notebook once."
+    names = [n for n, *_ in course.COURSE]
+    assert names == sorted(names)
+    assert sorted(names) == sorted(p.stem for p in NBS.glob('[0-9][0-9]_*.ipynb'))
+    tracks = [t for _, t, _ in course.COURSE]
+    assert tracks == sorted(tracks, key=['method', 'scale'].index)
+    assert TEACHING == [f'{i:02d}_{n.split("_", 1)[1]}' for i, n in enumerate(TEACHING)]
+
+
+def _module_notebooks():
+    out = {}
+    for n, *_ in course.COURSE:
+        m = re.search(r'#\|\s*default_exp (\w+)', (NBS / f'{n}.ipynb').read_text())
+        if m:
+            out[m.group(1)] = n
+    return out
+
+
+def test_no_notebook_uses_what_a_later_notebook_teaches():
+    where = _module_notebooks()
+    order = [n for n, *_ in course.COURSE]
+    bad = []
+    for p in course.notebooks():
+        me = order.index(p.stem.removesuffix('_solutions'))
+        for c in code_cells(p):
+            for m in re.findall(r'(?:from|import) pls_edu\.(\w+)', c.source):
+                if m not in where or order.index(where[m]) > me:
+                    bad.append((p.name, m, where.get(m)))
+    assert not bad, bad
+    # and the library's own imports point back down the course, never forward
+    for m, deps in course.module_imports().items():
+        for d in deps:
+            assert order.index(where[d]) < order.index(where[m]), (m, d)
 
 
 @pytest.mark.parametrize('name', TEACHING)
 def test_teaching_notebooks_are_shaped_as_lessons(name):
     cells = nb(name).cells
     intro = cells[1].source
-    assert '**What you will learn**' in intro and '**Before this:**' in intro and '**Run time:**' in intro, intro
-    assert 2 <= len(re.findall(r'^> - ', intro, re.M)) <= 4
+    for part in ('**What you will learn**', '**Before this:**', '**Run time:**'):
+        assert part in intro, (name, part)
+    assert 2 <= len(re.findall(r'^> - ', intro, re.M)) <= 5
     text = md(name)
     summary = text.split('## Summary', 1)[1].split('##', 1)[0]
     assert 3 <= len(re.findall(r'^- ', summary, re.M)) <= 5, summary
     ex = text.split('## Exercises', 1)[1]
-    assert len(re.findall(r'^\d+\. ', ex, re.M)) >= 3
+    n_ex = len(re.findall(r'^\d+\. ', ex, re.M))
+    assert n_ex >= 3
     link = re.search(r'\((solutions/[\w]+\.ipynb)\)', ex).group(1)
-    assert link == f'solutions/{name}_solutions.ipynb' and (NBS/link).exists()
-    sol = nbformat.read(NBS/link, 4)
-    answers = [c.source for c in sol.cells if c.cell_type == 'code'][1:]
-    assert len(answers) >= len(re.findall(r'^\d+\. ', ex, re.M)) and all('assert' in a for a in answers), name
+    assert link == f'solutions/{name}_solutions.ipynb'
+    answers = [c.source for c in code_cells(NBS / link)][1:]
+    assert len(answers) >= n_ex
+    assert all('assert' in a or 'test_' in a for a in answers), name
 
 
-def test_thirty_exercises_with_checked_solutions():
+def test_enough_exercises_with_checked_solutions():
     n = sum(len(re.findall(r'^\d+\. ', md(name).split('## Exercises', 1)[1], re.M)) for name in TEACHING)
-    assert n >= 30, n
-    assert {p.stem.removesuffix('_solutions') for p in (NBS/'solutions').glob('*.ipynb')} == set(TEACHING)
+    assert n >= 45, n
+    assert {p.stem.removesuffix('_solutions') for p in (NBS / 'solutions').glob('*.ipynb')} == set(TEACHING)
+
+
+TRIVIAL = [
+    r'assert\s+(\w+)\s*<=\s*\1\b',  # x <= x
+    r'assert\s+True\b',
+    r'assert\s+min\((\w+)\)\s*<=\s*\1\[',  # min(xs) <= xs[i]
+    r'assert\s+\w+\s*<=\s*\w+\s*#\s*best',  # best <= final
+]
+
+
+def test_solutions_assert_something_a_wrong_answer_would_fail():
+    "No solution asserts what cannot fail (the minimum of a list is at most its elements; the best epoch <= the last)."
+    bad = []
+    for p in sorted((NBS / 'solutions').glob('*.ipynb')):
+        for c in code_cells(p):
+            for pat in TRIVIAL:
+                bad += [(p.name, m.group(0)) for m in re.finditer(pat, c.source)]
+            for line in c.source.splitlines():
+                m = re.match(r'\s*assert\s+0\s*<\s*(\w+)\s*<\s*1\b', line)
+                if m:
+                    bad.append((p.name, line.strip()))  # a sigmoid's output is always in (0, 1)
+    assert not bad, bad
 
 
 def test_the_papers_equations_are_written_next_to_their_code():
-    want = {'01_smoothing': ['(1)', '(3)', '(4)', '(5)'], '02_midpoints': ['(6)', '(7)', '(8)', '(9)', '(10)'],
-            '03_head': ['(11)', '(12)', '(13)', '(14)'], '07_metrics': [r'\mathrm{ECE}'], '14_calibration': [r'\mathrm{softmax}(z / T)']}
+    want = {
+        '01_smoothing': ['(1)', '(3)', '(4)', '(5)'],
+        '02_midpoints': ['(6)', '(7)', '(8)', '(9)', '(10)'],
+        '03_head': ['(2)', '(11)', '(12)', '(13)', '(14)'],
+        '07_metrics': [r'\mathrm{ECE}'],
+        '08_temperature': [r'\mathrm{softmax}(z / T)'],
+    }
     for name, marks in want.items():
-        maths = ' '.join(re.findall(r'\$\$(.+?)\$\$', md(name), re.S)) + ' ' + md(name)
-        for m in marks: assert m in maths, (name, m)
+        for m in marks:
+            assert m in md(name), (name, m)
 
 
-def test_every_departure_from_the_paper_is_called_out_where_it_happens():
-    where = {'08_train': ['learning-rate schedule', 'precision', 'alternation', 'which error'], '04_methods': ['how batches alternate', 'predicting the smoothing coefficient'],
-             '14_calibration': ['which temperature, when', 'multiply or divide'], '11_compare': ['a 20% holdout']}
-    for name, topics in where.items():
-        calls = [l for l in md(name).splitlines() if l.startswith('> **Paper vs this course')]
-        for t in topics: assert any(t in c for c in calls), (name, t, calls)
+# every departure: the README's table, and a callout where it happens ------------------------------------------------
+
+
+def departures():
+    "The README's departures table: one row per departure, with the notebook it is called out in."
+    text = (ROOT / 'README.md').read_text()
+    part = text.split('## Where the course departs from the paper', 1)[1].split('\n## ', 1)[0]
+    rows = [r for r in part.splitlines() if re.match(r'\| \d+ \|', r)]
+    return [(r, re.findall(r'\[`(\d\d_\w+)`\]', r)) for r in rows]
+
+
+def test_every_departure_is_in_the_readme_table_and_called_out_where_it_happens():
+    rows = departures()
+    assert len(rows) >= 14
+    for row, where in rows:
+        assert where, f"departure row names no notebook: {row}"
+        callouts = [line for line in md(where[0]).splitlines() if line.startswith('> **Paper vs this course')]
+        assert callouts, (where[0], row)
+    named = ' '.join(r for r, _ in rows)
+    for topic in (
+        'pairing',
+        'gradient',
+        'no-learned',
+        'pls-ud',
+        'reweight',
+        'pls-coeff',
+        'augment',
+        'schedule',
+        'precision',
+        'alternat',
+        'final',
+        'holdout',
+        'temperature',
+    ):
+        assert topic in named, topic
 
 
 def test_every_notebook_named_anywhere_exists():
-    "A reference such as 09_datasets in a notebook or the README names a notebook of the course (the stale 10_datasets is gone)."
-    have = {p.stem for p in notebooks()} | {p.stem for p in NBS.glob('*.ipynb')}
-    texts = {str(p.relative_to(ROOT)): ' '.join(c.source for c in nbformat.read(p, 4).cells) for p in notebooks()}
-    texts['README.md'] = (ROOT/'README.md').read_text()
-    texts['data/README.md'] = (ROOT/'data'/'README.md').read_text()
-    bad = [(f, ref) for f, t in texts.items() for ref in set(re.findall(r'(?<![\w/.-])(\d\d_[a-z][a-z0-9]*(?:_solutions)?)\b', t)) if ref not in have]
+    "A reference such as 09_train in a notebook or the README names a notebook of the course."
+    have = {p.stem for p in course.notebooks()} | {p.stem for p in NBS.glob('*.ipynb')}
+    texts = {p.name: ' '.join(c.source for c in nbformat.read(p, 4).cells) for p in course.notebooks()}
+    texts['README.md'] = (ROOT / 'README.md').read_text()
+    texts['data/README.md'] = (ROOT / 'data' / 'README.md').read_text()
+    pat = r'(?<![\w/.-])(\d\d_[a-z][a-z0-9]*(?:_solutions)?)\b'
+    bad = [(f, ref) for f, t in texts.items() for ref in set(re.findall(pat, t)) if ref not in have]
     assert not bad, bad
-    assert '10_datasets' not in texts['nbs/00_data.ipynb']
 
 
-def test_the_course_map_lists_every_notebook_once():
-    assert sorted(n for n, *_ in COURSE) == sorted(p.stem for p in NBS.glob('[0-9][0-9]_*.ipynb'))
+def test_notebook_numbers_in_prose_point_at_the_right_notebook():
+    "'notebook 08' in prose is 08_temperature, and the text near it names what that notebook teaches."
+    names = {n[:2]: n for n, *_ in course.COURSE}
+    bad = []
+    for p in course.notebooks():
+        for c in nbformat.read(p, 4).cells:
+            if c.cell_type != 'markdown':
+                continue
+            bad += [(p.name, m) for m in re.findall(r'notebooks? (\d\d)\b', c.source) if m not in names]
+    assert not bad, bad
 
 
-# the committed outputs -------------------------------------------------------------------------------------------
+# code that fits the page, and one statement per line ---------------------------------------------------------------
+
+SITE_WIDTH = 85  # characters of code the site shows at 1280 px without a scroll bar
+
+
+def test_teaching_code_fits_the_sites_code_width():
+    long = []
+    for p in course.notebooks():
+        if p.stem.removesuffix('_solutions') not in TEACHING:
+            continue
+        for i, c in enumerate(nbformat.read(p, 4).cells):
+            if c.cell_type == 'code' and not re.search(r'#\|\s*hide', c.source):
+                long += [(p.name, i, len(line)) for line in c.source.splitlines() if len(line) > SITE_WIDTH]
+    assert not long, long
+
+
+def _nbdev_all(line):
+    "nbdev writes `__all__` itself, wrapped at 120 characters after its 10-character prefix."
+    return line.startswith('__all__ = [') or line.startswith('           ')
+
+
+def test_exported_code_is_one_statement_per_line_within_120_characters():
+    bad = []
+    for p in sorted((ROOT / 'pls_edu').glob('*.py')):
+        if p.name.startswith('_'):
+            continue
+        src = p.read_text()
+        lines = src.splitlines()
+        bad += [(p.name, i + 1) for i, line in enumerate(lines) if len(line) > 120 and not _nbdev_all(line)]
+        seen = {}
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.stmt):
+                seen.setdefault(node.lineno, []).append(node)
+                for field in ('body', 'orelse', 'finalbody'):
+                    body = getattr(node, field, None) or []
+                    if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) or field != 'body':
+                        bad += [(p.name, b.lineno, 'on its header line') for b in body if b.lineno == node.lineno]
+        bad += [
+            (p.name, ln, 'statements') for ln, ns in seen.items() if len([n for n in ns if not hasattr(n, 'body')]) > 1
+        ]
+    assert not bad, bad
+
+
+def test_trainer_methods_are_patched_not_assigned():
+    src = (ROOT / 'pls_edu' / 'train.py').read_text()
+    assert not re.search(r'^Trainer\.\w+ = ', src, re.M)
+    assert src.count('@patch') >= 5
+    from pls_edu import train
+
+    for name in train.__all__:
+        obj = getattr(train, name)
+        assert not (callable(obj) and getattr(obj, '__qualname__', '').startswith('Trainer.')), name
+
+
+# the architecture --------------------------------------------------------------------------------------------------
+
+
+def test_the_package_has_at_most_six_floors_and_file_helpers_come_from_files():
+    floors = course.floors()
+    assert max(floors.values()) <= 6, floors
+    helpers = set(__import__('pls_edu.files', fromlist=['__all__']).__all__)
+    for p in sorted((ROOT / 'pls_edu').glob('*.py')):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module != 'files':
+                names = {a.name for a in node.names}
+                assert not names & helpers, (p.name, node.module, names & helpers)
+    assert '<!-- course:architecture -->' in (ROOT / 'README.md').read_text()
+
+
+def test_the_committed_run_notebook_is_the_generated_one():
+    from pls_edu.sweep import run_notebook
+
+    fresh = [c.source for c in run_notebook().cells]
+    assert [c.source for c in nb('24_run').cells] == fresh
+
+
+# the committed outputs ---------------------------------------------------------------------------------------------
+
 
 def outputs(name):
     return [o for c in nb(name).cells for o in c.get('outputs', [])]
 
 
-def images(name): return sum('image/png' in o.get('data', {}) for o in outputs(name))
+def images(name):
+    return sum('image/png' in o.get('data', {}) for o in outputs(name))
 
 
 def test_every_notebook_is_committed_with_its_outputs_small_and_clean():
     total = 0
-    for p in notebooks():
+    for p in course.notebooks():
         n = nbformat.read(p, 4)
-        assert any(c.get('outputs') for c in n.cells if c.cell_type == 'code'), f"{p.name} has no outputs: run pls-course execute"
-        assert not leaks(n), (p.name, leaks(n))
-        assert all(c.get('execution_count') is None for c in n.cells if c.cell_type == 'code'), f"{p.name}: run nbdev_clean"
-        assert not [o for c in n.cells for o in c.get('outputs', []) if o['output_type'] == 'error'], p.name
-        total += output_bytes(n)
-    assert total < 4e6, f"{total / 1e6:.2f} MB of outputs"
+        cells = [c for c in n.cells if c.cell_type == 'code']
+        assert any(c.get('outputs') for c in cells), f"{p.name} has no outputs: run tools/course.py execute"
+        assert not course.leaks(n), (p.name, course.leaks(n))
+        assert all(c.get('execution_count') is None for c in cells), f"{p.name}: run nbdev_clean"
+        assert not [o for c in cells for o in c.get('outputs', []) if o['output_type'] == 'error'], p.name
+        total += course.output_bytes(n)
+    assert total < 5e6, f"{total / 1e6:.2f} MB of outputs"
+
+
+def test_every_figure_a_notebook_draws_is_shown():
+    "A cell that makes a matplotlib figure shows it as an image output (no figure is drawn and left unseen)."
+    hidden = []
+    for p in course.notebooks():
+        for i, c in enumerate(code_cells(p)):
+            draws = re.search(r'plt\.subplots\(|plt\.figure\(|\bplot_\w+\(', c.source)
+            if draws and not course.skipped(c) and not re.search(r'^\s*def ', c.source, re.M):
+                if not any('image/png' in o.get('data', {}) for o in c.get('outputs', [])):
+                    hidden.append((p.name, i))
+    assert not hidden, hidden
 
 
 def test_what_a_reader_must_see_without_running_anything():
-    assert images('02_midpoints') >= 1 and images('03_head') >= 2 and images('07_metrics') >= 1
-    assert images('14_calibration') >= 4 and images('15_ood') >= 1 and images('11_compare') >= 2
-    widgets = [o for o in outputs('16_explore') if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
-    assert len(widgets) == 3 and images('16_explore') >= 3          # each explorer as a widget and as a static picture
-    text = ' '.join(''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', '')) for o in outputs('11_compare'))
-    assert '| method | seeds | error (%) | vs ERM (95% CI) |' in text and 'pls' in text
+    assert images('02_midpoints') >= 1
+    assert images('03_head') >= 1
+    assert images('07_metrics') >= 1
+    assert images('09_train') >= 1  # learning curves
+    assert images('11_calibration') >= 4
+    assert images('12_ood') >= 1
+    assert images('13_report') >= 2  # learning curves, winning-softmax histograms
+    widgets = [o for o in outputs('14_explore') if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
+    assert len(widgets) == 3  # each explorer as a widget
+    assert images('14_explore') >= 3  # and as a static picture
+    text = ' '.join(
+        ''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', '')) for o in outputs('13_report')
+    )
+    assert 'vs ERM: by seed (95% CI)' in text
+    assert 'over test images (95% CI)' in text
 
 
 def test_readme_shows_what_the_notebooks_printed():
-    "The README's table of the main job, its analysis, the course map and the fault table are the files' own (pls-course readme)."
-    from pls_edu.course import update_readme, readme_sections
-    assert update_readme(write=False) == [], 'run pls-course readme and commit README.md'
-    table = readme_sections()['main-table']
-    assert table.startswith('| method | seeds | error (%) | vs ERM (95% CI) |') and len(table.splitlines()) == 11
+    "The README's generated sections are the files' own (python tools/course.py readme)."
+    assert course.update_readme(write=False) == [], 'run python tools/course.py readme and commit README.md'
+    table = course.readme_sections()['main-table']
+    assert table.startswith('```\nmethod ')
+    assert len(table.splitlines()) == 2 + 2 + 9  # fences, head and rule, nine methods
 
 
 def test_comparison_ignores_only_what_may_vary():
     c = nbformat.v4.new_code_cell('x')
-    c.outputs = [nbformat.v4.new_output('stream', name='stdout', text='a = 1.5\n'), nbformat.v4.new_output('stream', name='stdout', text='b\n'),
-                 nbformat.v4.new_output('display_data', data={'text/plain': '<Figure at 0x7f00aa>', 'image/png': 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAAC'})]
-    assert comparable(c) == [('stream:stdout', 'a = 1.5\nb'), ('text/plain', '<Figure>'), ('image/png', (1, 2))]
-    assert comparable(c, mask_numbers=True)[0] == ('stream:stdout', 'a = #\nb')
+    png = 'iVBORw0KGgoAAAANSUhEUgAAAAEAAAAC'
+    c.outputs = [
+        nbformat.v4.new_output('stream', name='stdout', text='a = 1.5\n'),
+        nbformat.v4.new_output('stream', name='stdout', text='b\n'),
+        nbformat.v4.new_output('display_data', data={'text/plain': '<Figure at 0x7f00aa>', 'image/png': png}),
+    ]
+    assert course.comparable(c) == [('stream:stdout', 'a = 1.5\nb'), ('text/plain', '<Figure>'), ('image/png', (1, 2))]
+    assert course.comparable(c, mask_numbers=True)[0] == ('stream:stdout', 'a = #\nb')
+
+
+def test_a_failing_cell_is_named_with_its_line(tmp_path):
+    p = tmp_path / 'broken.ipynb'
+    n = nbformat.v4.new_notebook()
+    n.cells = [nbformat.v4.new_markdown_cell('# t'), nbformat.v4.new_code_cell('x = 1\ny = 2\nassert x == y, "differ"')]
+    nbformat.write(n, p)
+    old = course.NBS
+    course.NBS = tmp_path
+    try:
+        with pytest.raises(course.CellFailed) as e:
+            course.execute_notebook(p)
+    finally:
+        course.NBS = old
+    msg = str(e.value)
+    assert msg.startswith('broken.ipynb cell 1 (id ')
+    assert 'line 3: assert x == y, "differ" -> AssertionError: differ' in msg
 
 
 def test_the_site_build_fails_on_a_broken_link_or_image(tmp_path):
     "Warnings are errors: a link to a notebook that does not exist, or a missing image, stops the build."
-    from pls_edu.course import site_sources, build_site
     for bad in ('[the next lesson](99_nowhere.ipynb)', '![a figure](images/nowhere.png)'):
-        src = site_sources(tmp_path/'src')
-        n = nbformat.read(src/'00_data.ipynb', 4)
+        src = course.site_sources(tmp_path / 'src')
+        n = nbformat.read(src / '00_data.ipynb', 4)
         n.cells.append(nbformat.v4.new_markdown_cell(f'See {bad}.'))
-        nbformat.write(n, src/'00_data.ipynb')
+        nbformat.write(n, src / '00_data.ipynb')
         with pytest.raises(RuntimeError, match='the site build failed'):
-            build_site(tmp_path/'site', src, log=lambda s: None, write_sources=False)
+            course.build_site(tmp_path / 'site', src, log=lambda s: None, write_sources=False)
+
+
+def test_measured_summaries_are_small_and_complete():
+    "The committed MNIST summaries hold every run of both presets with its 10,000 packed test predictions."
+    from pls_edu.presets import preset_runs
+    from pls_edu.results import read_summary
+
+    files = {p.name: p for p in (NBS / 'measured').glob('*.json')}
+    for name in ('cpu-mnist', 'cpu-mnist-ablations'):
+        res, meta = read_summary(files[f'{name}.json'])
+        want = {(r.config.method, r.config.seed) for r in preset_runs(name)}
+        assert {(r['config']['method'], r['config']['seed']) for r in res} == want
+        assert all(len(r['pred']) == 10000 for r in res)
+        assert files[f'{name}.json'].stat().st_size < 400e3
+        assert json.loads(files[f'{name}.json'].read_text())['preset'] == name
+
+
+def _seconds_said(phrase):
+    "The range of seconds a run-time phrase allows."
+    words = {'a': 1, 'one': 1, 'two': 2, 'three': 3, 'four': 4, 'five': 5}
+    if phrase.startswith('a few seconds'):
+        return 0, 20
+    m = re.match(r'about (\w+) (second|minute)s?', phrase)
+    n = words.get(m.group(1)) or int(m.group(1))
+    s = n * (60 if m.group(2) == 'minute' else 1)
+    return s / 2, s * 2
+
+
+@pytest.mark.parametrize('name', TEACHING)
+def test_run_times_in_prose_are_the_measured_ones(name):
+    "Each lesson's 'Run time' agrees (within a factor of two) with its last measured execution."
+    times = json.loads(course.TIMES.read_text())
+    said = re.search(r'\*\*Run time:\*\* ([^.;(]+)', nb(name).cells[1].source).group(1).strip()
+    lo, hi = _seconds_said(said)
+    assert lo <= times[f'{name}.ipynb'] <= hi, (name, said, times[f'{name}.ipynb'])

@@ -17,15 +17,20 @@
 
 Every "ends identical" compares per-epoch metrics and test/holdout logits, bit for bit, with an uninterrupted run.
 """
-import json, os, resource, signal, subprocess, sys, time, zipfile
+
+import json, os, resource, signal, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from pls_edu.runs import (run_one, run_dir, read_result, load_run_model, file_record, save_json, RESULT, CKPT, LOGITS, MODEL, LOG)
-from pls_edu.sweep import preset_runs, run_sweep, aggregate
+from pls_edu.files import file_record, save_json
+from pls_edu.presets import preset_runs
+from pls_edu.results import CKPT, LOG, LOGITS, MODEL, RESULT, collect, load_run_model, read_result, run_dir
+from pls_edu.runs import run_one
+from pls_edu.spec import RunOptions, RunSpec
+from pls_edu.sweep import aggregate, run_sweep
 from pls_edu.train import TrainConfig
 
 E = 6
@@ -38,37 +43,74 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 def reference(tmp_path_factory):
     "An uninterrupted run of CFG: its result, logits and file sizes."
     from pls_edu.data import load_digits_data
+
     out = tmp_path_factory.mktemp('ref')
-    r = run_one(CFG, out, load_digits_data(), ckpt_every=1, progress=False)['result']
+    r = run_one(CFG, out, load_digits_data())['result']
     d = run_dir(out, CFG)
-    return {'result': r, 'logits': dict(np.load(d/LOGITS)), 'sizes': {n: (d/n).stat().st_size for n in (LOGITS, MODEL, RESULT)}}
+    return {
+        'result': r,
+        'logits': dict(np.load(d / LOGITS)),
+        'sizes': {n: (d / n).stat().st_size for n in (LOGITS, MODEL, RESULT)},
+    }
 
 
 def assert_identical(folder, ref):
-    r = read_result(Path(folder)/RESULT)
-    assert [{k: h[k] for k in KEYS} for h in r['history']] == [{k: h[k] for k in KEYS} for h in ref['result']['history']]
-    z = np.load(Path(folder)/LOGITS)
-    for k in ('test_logits', 'holdout_logits'): assert np.array_equal(z[k], ref['logits'][k]), k
+    r = read_result(Path(folder) / RESULT)
+    assert [{k: h[k] for k in KEYS} for h in r['history']] == [
+        {k: h[k] for k in KEYS} for h in ref['result']['history']
+    ]
+    z = np.load(Path(folder) / LOGITS)
+    for k in ('test_logits', 'holdout_logits'):
+        assert np.array_equal(z[k], ref['logits'][k]), k
     return r
 
 
 def stopped_at(out, digits, epoch):
     "A run of CFG stopped right after its checkpoint at `epoch` (as a crash would leave it)."
-    class Stop(Exception): pass
+
+    class Stop(Exception):
+        pass
+
     def stop(t):
-        if t.epoch == epoch: raise Stop
-    with pytest.raises(Stop): run_one(CFG, out, digits, ckpt_every=1, progress=False, on_epoch=stop)
+        if t.epoch == epoch:
+            raise Stop
+
+    with pytest.raises(Stop):
+        run_one(CFG, out, digits, on_epoch=stop)
     return run_dir(out, CFG)
 
 
 def pls_train(out, *args, env=None, fsize=None, wait=True):
     "`pls-train` of CFG in a fresh process, optionally with a file-size limit (writes beyond it fail with EFBIG)."
+
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
-    cmd = [sys.executable, '-m', 'pls_edu.runs', '--method', 'pls', '--epochs', str(E), '--holdout', '0.2', '--out', str(out), '--no-progress', *args]
-    kw = dict(env={**ENV, **(env or {})}, preexec_fn=limit if fsize else None, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    if not wait: return subprocess.Popen(cmd, **kw)
+
+    cmd = [
+        sys.executable,
+        '-c',
+        'from pls_edu.cli import train_main; train_main()',
+        '--method',
+        'pls',
+        '--epochs',
+        str(E),
+        '--holdout',
+        '0.2',
+        '--out',
+        str(out),
+        '--no-progress',
+        *args,
+    ]
+    kw = dict(
+        env={**ENV, **(env or {})},
+        preexec_fn=limit if fsize else None,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    if not wait:
+        return subprocess.Popen(cmd, **kw)
     p = subprocess.run(cmd, timeout=240, **kw)
     return p.returncode, p.stdout, p.stderr
 
@@ -79,20 +121,22 @@ def one_error_line(stderr):
     return lines[0]
 
 
-def sha(p): return file_record(p)['sha256']
+def sha(p):
+    return file_record(p)['sha256']
 
 
 # 1, 2: a full disk --------------------------------------------------------------------------------------------------
 
+
 def test_full_disk_during_a_checkpoint_keeps_the_previous_one(tmp_path, digits, reference):
     d = stopped_at(tmp_path, digits, 2)
-    before = sha(d/CKPT)
-    code, _, err = pls_train(tmp_path, '--ckpt-every', '1', fsize=(d/CKPT).stat().st_size // 2)
+    before = sha(d / CKPT)
+    code, _, err = pls_train(tmp_path, '--ckpt-every', '1', fsize=(d / CKPT).stat().st_size // 2)
     line = one_error_line(err)
     assert code == 1 and 'cannot write' in line and 'checkpoint.pt: File too large' in line, line
-    assert sha(d/CKPT) == before and torch.load(d/CKPT, weights_only=True)['epoch'] == 2     # untouched, usable
-    assert not (d/RESULT).exists() and not list(d.glob('.*.tmp*'))
-    assert run_one(CFG, tmp_path, digits, ckpt_every=1, progress=False)['status'] == 'resumed'
+    assert sha(d / CKPT) == before and torch.load(d / CKPT, weights_only=True)['epoch'] == 2  # untouched, usable
+    assert not (d / RESULT).exists() and not list(d.glob('.*.tmp*'))
+    assert run_one(CFG, tmp_path, digits)['status'] == 'resumed'
     assert_identical(d, reference)
 
 
@@ -103,41 +147,75 @@ def test_full_disk_during_the_final_weights_leaves_no_result(tmp_path, digits, r
     code, _, err = pls_train(tmp_path, '--ckpt-every', '0', fsize=(s[LOGITS] + s[MODEL]) // 2)
     line = one_error_line(err)
     assert code == 1 and line.endswith('model.pt: File too large'), line
-    assert not (d/RESULT).exists() and (d/CKPT).exists()          # not finished: logits alone do not make a result
-    r = run_one(CFG, tmp_path, digits, ckpt_every=1, progress=False)
-    assert r['status'] == 'resumed' and [a['from_epoch'] for a in r['result']['attempts']] == [0, 3]   # the failed try left no checkpoint
-    starts = [l.split(': ', 1)[1] for l in (d/LOG).read_text().splitlines() if ': start ' in l or ': resume ' in l]
-    assert [x.split(' on ')[0] for x in starts] == ['start at epoch 0 of 6', 'resume at epoch 3 of 6', 'resume at epoch 3 of 6']   # but the log has it
+    assert not (d / RESULT).exists() and (d / CKPT).exists()  # not finished: logits alone do not make a result
+    r = run_one(CFG, tmp_path, digits)
+    assert r['status'] == 'resumed' and [a['from_epoch'] for a in r['result']['attempts']] == [
+        0,
+        3,
+    ]  # the failed try left no checkpoint
+    starts = [l.split(': ', 1)[1] for l in (d / LOG).read_text().splitlines() if ': start ' in l or ': resume ' in l]
+    assert [x.split(' on ')[0] for x in starts] == [
+        'start at epoch 0 of 6',
+        'resume at epoch 3 of 6',
+        'resume at epoch 3 of 6',
+    ]  # but the log has it
     assert_identical(d, reference)
 
 
 # 3: read-only mid-sweep ---------------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def volume(tmp_path):
     "A folder that can be made read-only for real: a tmpfs remounted read-only (root), or chmod (others)."
-    m = tmp_path/'vol'; m.mkdir()
+    m = tmp_path / 'vol'
+    m.mkdir()
     if os.geteuid() != 0:
-        def ro(flag): subprocess.run(['chmod', '-R', 'a-w' if flag else 'u+w', str(m)], check=True)
+
+        def ro(flag):
+            subprocess.run(['chmod', '-R', 'a-w' if flag else 'u+w', str(m)], check=True)
+
         yield m, ro
-        ro(False); return
+        ro(False)
+        return
     if subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=64m', 'tmpfs', str(m)], capture_output=True).returncode != 0:
         pytest.skip('cannot mount a tmpfs here (root without CAP_SYS_ADMIN), and chmod does not stop root')
-    def ro(flag): subprocess.run(['mount', '-o', f"remount,{'ro' if flag else 'rw'}", str(m)], check=True)
-    try: yield m, ro
-    finally: subprocess.run(['umount', '-l', str(m)], capture_output=True)
+
+    def ro(flag):
+        subprocess.run(['mount', '-o', f"remount,{'ro' if flag else 'rw'}", str(m)], check=True)
+
+    try:
+        yield m, ro
+    finally:
+        subprocess.run(['umount', '-l', str(m)], capture_output=True)
 
 
 def test_results_folder_turns_read_only_mid_sweep(volume, digits):
     vol, read_only = volume
-    out = vol/'res'
+    out = vol / 'res'
     runs = preset_runs('cpu-tiny', methods=['pls'], epochs=40)
-    cmd = [sys.executable, '-m', 'pls_edu.cli', 'run', 'cpu-tiny', '--methods', 'pls', '--epochs', '40', '--out', str(out),
-           '--engine', 'direct', '--threads', '1', '--no-progress']
+    cmd = [
+        sys.executable,
+        '-m',
+        'pls_edu.cli',
+        'run',
+        'cpu-tiny',
+        '--methods',
+        'pls',
+        '--epochs',
+        '40',
+        '--out',
+        str(out),
+        '--engine',
+        'direct',
+        '--threads',
+        '1',
+        '--no-progress',
+    ]
     p = subprocess.Popen(cmd, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    first, second = (run_dir(out, r['config']) for r in runs)
+    first, second = (run_dir(out, r.config) for r in runs)
     t0 = time.time()
-    while not ((first/RESULT).exists() and (second/CKPT).exists()):        # one run finished, the next one under way
+    while not ((first / RESULT).exists() and (second / CKPT).exists()):  # one run finished, the next one under way
         assert p.poll() is None and time.time() - t0 < 120, p.communicate()
         time.sleep(0.05)
     read_only(True)
@@ -145,18 +223,20 @@ def test_results_folder_turns_read_only_mid_sweep(volume, digits):
     assert p.returncode == 1, (stdout, stderr)
     assert 'STOPPED EARLY' in stdout and 'cannot write to the results folder' in stdout, stdout
     assert 'Read-only file system' in stdout or 'Permission denied' in stdout, stdout
-    assert read_result(first/RESULT)['status'] == 'done'                 # what finished stays finished
-    ck = torch.load(second/CKPT, weights_only=True)                        # the last checkpoint is usable
+    assert read_result(first / RESULT)['status'] == 'done'  # what finished stays finished
+    ck = torch.load(second / CKPT, weights_only=True)  # the last checkpoint is usable
     read_only(False)
-    s = run_sweep(runs, out, engine='direct', threads=1, progress=False)
+    s = run_sweep(runs, RunOptions(str(out), engine='direct', threads=1))
     assert s['counts']['skipped'] == 1 and s['counts']['resumed'] == 1, s
     from pls_edu.data import load_digits_data
-    ref = run_one(runs[1]['config'], vol/'ref', load_digits_data(), progress=False)['result']
-    got = read_result(second/RESULT)
+
+    ref = run_one(runs[1], vol / 'ref', load_digits_data())['result']
+    got = read_result(second / RESULT)
     assert [h['error'] for h in got['history']] == [h['error'] for h in ref['history']] and ck['epoch'] >= 1
 
 
 # 4, 5: SIGKILL half-way through a write -----------------------------------------------------------------------------
+
 
 def kill_while_writing(out, name, *args):
     p = pls_train(out, *args, env={'PLS_FAULT_PAUSE_WRITE': name}, wait=False)
@@ -164,7 +244,8 @@ def kill_while_writing(out, name, *args):
     while not list(d.glob(f'.{name}.tmp*.paused')):
         assert p.poll() is None and time.time() - t0 < 120, p.communicate()
         time.sleep(0.02)
-    os.kill(p.pid, signal.SIGKILL); p.wait()
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait()
     half = [q for q in d.glob(f'.{name}.tmp*') if not q.name.endswith('.paused')]
     assert len(half) == 1 and 0 < half[0].stat().st_size
     return d
@@ -172,36 +253,36 @@ def kill_while_writing(out, name, *args):
 
 def test_sigkill_during_a_checkpoint_write(tmp_path, digits, reference):
     d = stopped_at(tmp_path, digits, 2)
-    before = sha(d/CKPT)
-    kill_while_writing(tmp_path, CKPT, '--ckpt-every', '1')        # the epoch-3 checkpoint, half written
-    assert sha(d/CKPT) == before and not (d/RESULT).exists()
-    r = run_one(CFG, tmp_path, digits, ckpt_every=1, progress=False)
-    assert r['status'] == 'resumed' and not list(d.glob('.*.tmp*'))   # the stale half file is gone
+    before = sha(d / CKPT)
+    kill_while_writing(tmp_path, CKPT, '--ckpt-every', '1')  # the epoch-3 checkpoint, half written
+    assert sha(d / CKPT) == before and not (d / RESULT).exists()
+    r = run_one(CFG, tmp_path, digits)
+    assert r['status'] == 'resumed' and not list(d.glob('.*.tmp*'))  # the stale half file is gone
     assert_identical(d, reference)
 
 
 def test_sigkill_during_the_result_write(tmp_path, digits, reference):
     d = kill_while_writing(tmp_path, RESULT, '--ckpt-every', '1')
-    assert not (d/RESULT).exists() and (d/LOGITS).exists() and (d/MODEL).exists() and (d/CKPT).exists()
-    r = run_one(CFG, tmp_path, digits, ckpt_every=1, progress=False)
+    assert not (d / RESULT).exists() and (d / LOGITS).exists() and (d / MODEL).exists() and (d / CKPT).exists()
+    r = run_one(CFG, tmp_path, digits)
     assert r['status'] == 'resumed' and r['result']['attempts'][-1]['from_epoch'] == E - 1
     assert_identical(d, reference)
 
 
 # 6-9, 11: damaged and planted files ---------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize('name, damage', [(RESULT, 'truncate'), (LOGITS, 'truncate'), (MODEL, 'garbage')])
 def test_damaged_run_files_are_refused_moved_aside_and_retrained(tmp_path, digits, reference, capsys, name, damage):
-    runs = [{'config': CFG, 'ood': ''}]
+    runs = [RunSpec(CFG)]
     d = run_dir(tmp_path, CFG)
-    run_one(CFG, tmp_path, digits, progress=False)
-    b = (d/name).read_bytes()
-    (d/name).write_bytes(b[:len(b) // 3] if damage == 'truncate' else os.urandom(len(b) + 7))
-    a = aggregate('cpu-tiny', tmp_path, methods=['pls'], seeds=[0], epochs=E)      # CFG is this preset's run
-    assert a['runs'] == 0 and len(a['corrupt']) == 1 and name in a['corrupt'][0], a['corrupt']   # skipped, and said so
-    from pls_edu.compare import collect
+    run_one(CFG, tmp_path, digits)
+    b = (d / name).read_bytes()
+    (d / name).write_bytes(b[: len(b) // 3] if damage == 'truncate' else os.urandom(len(b) + 7))
+    a = aggregate('cpu-tiny', tmp_path, methods=['pls'], seeds=[0], epochs=E)  # CFG is this preset's run
+    assert a['runs'] == 0 and len(a['corrupt']) == 1 and name in a['corrupt'][0], a['corrupt']  # skipped, and said so
     assert collect(tmp_path) == [] and f'skipped a damaged run' in capsys.readouterr().out
-    s = run_sweep(runs, tmp_path, engine='direct', progress=False)
+    s = run_sweep(runs, RunOptions(str(tmp_path), engine='direct'))
     out = capsys.readouterr().out
     assert s['counts']['done'] == 1 and f"{name}" in out and 'moved' in out, out
     stem, suffix = name.rsplit('.', 1)
@@ -211,62 +292,109 @@ def test_damaged_run_files_are_refused_moved_aside_and_retrained(tmp_path, digit
 
 def test_garbage_checkpoint_is_moved_aside_and_the_run_starts_over(tmp_path, digits, reference, capsys):
     d = stopped_at(tmp_path, digits, 2)
-    (d/CKPT).write_bytes(b'PK\x03\x04 this is not a checkpoint')
-    r = run_one(CFG, tmp_path, digits, ckpt_every=1, progress=False)
-    assert r['status'] == 'done' and f"checkpoint {d/CKPT} is unreadable" in capsys.readouterr().out
+    (d / CKPT).write_bytes(b'PK\x03\x04 this is not a checkpoint')
+    r = run_one(CFG, tmp_path, digits)
+    assert r['status'] == 'done' and f"checkpoint {d / CKPT} is unreadable" in capsys.readouterr().out
     assert len(list(d.glob('checkpoint.corrupt-*.pt'))) == 1
     assert_identical(d, reference)
 
 
 class Evil:
     "A pickle that would run a command when loaded."
-    def __init__(self, marker): self.marker = marker
-    def __reduce__(self): return (os.system, (f'touch {self.marker}',))
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f'touch {self.marker}',))
 
 
 def test_planted_pickles_never_run(tmp_path, digits, capsys):
-    marker = tmp_path/'pwned'
+    marker = tmp_path / 'pwned'
     d = stopped_at(tmp_path, digits, 2)
-    torch.save({'config': {}, 'x': Evil(marker)}, d/CKPT)
-    run_one(CFG, tmp_path, digits, progress=False)
+    torch.save({'config': {}, 'x': Evil(marker)}, d / CKPT)
+    run_one(CFG, tmp_path, digits)
     assert 'is unreadable (Weights only load failed' in capsys.readouterr().out and not marker.exists()
-    torch.save({'w': Evil(marker)}, d/MODEL)
-    r = read_result(d/RESULT); r['files'][MODEL] = file_record(d/MODEL); save_json(d/RESULT, r)
-    with pytest.raises(ValueError, match=r'model.pt was refused: not a plain weights file'): load_run_model(d)
+    torch.save({'w': Evil(marker)}, d / MODEL)
+    r = read_result(d / RESULT)
+    r['files'][MODEL] = file_record(d / MODEL)
+    save_json(d / RESULT, r)
+    with pytest.raises(ValueError, match=r'model.pt was refused: not a plain weights file'):
+        load_run_model(d)
     assert not marker.exists()
 
 
 # 10: the manifest ---------------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('text', ['{"out": "/x", "runs": [{"config": {"meth', 'garbage \x00\x01', '{"out": "/x", "runs": [{"config": {"shell": "rm"}}]}'])
+
+@pytest.mark.parametrize(
+    'text',
+    [
+        '{"out": "/x", "runs": [{"config": {"meth',
+        'garbage \x00\x01',
+        '{"out": "/x", "runs": [{"config": {"shell": "rm"}}]}',
+    ],
+)
 def test_damaged_manifest_is_refused_in_one_line(tmp_path, text):
-    m = tmp_path/'manifest.json'; m.write_text(text)
-    p = subprocess.run([sys.executable, '-m', 'pls_edu.cli', 'run-index', str(m), '0'], env=ENV, capture_output=True, text=True, timeout=120)
+    m = tmp_path / 'manifest.json'
+    m.write_text(text)
+    p = subprocess.run(
+        [sys.executable, '-m', 'pls_edu.cli', 'run-index', str(m), '0'],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     line = one_error_line(p.stderr)
     assert p.returncode == 2 and line.startswith('pls-sweep: error: ') and str(m) in line, line
 
 
 # 12: a kernel that dies ---------------------------------------------------------------------------------------------
 
+
 def test_dead_papermill_kernel_is_a_failure_and_the_next_sweep_resumes(tmp_path, digits):
-    out = tmp_path/'res'
-    cmd = [sys.executable, '-m', 'pls_edu.cli', 'run', 'cpu-tiny', '--methods', 'pls', '--seeds', '0', '--epochs', '60', '--out', str(out),
-           '--threads', '1', '--no-progress']
+    out = tmp_path / 'res'
+    cmd = [
+        sys.executable,
+        '-m',
+        'pls_edu.cli',
+        'run',
+        'cpu-tiny',
+        '--methods',
+        'pls',
+        '--seeds',
+        '0',
+        '--epochs',
+        '60',
+        '--out',
+        str(out),
+        '--threads',
+        '1',
+        '--no-progress',
+    ]
     p = subprocess.Popen(cmd, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    cfg = preset_runs('cpu-tiny', methods=['pls'], seeds=[0], epochs=60)[0]['config']
+    cfg = preset_runs('cpu-tiny', methods=['pls'], seeds=[0], epochs=60)[0].config
     d, t0 = run_dir(out, cfg), time.time()
-    while not (d/CKPT).exists():
+    while not (d / CKPT).exists():
         assert p.poll() is None and time.time() - t0 < 180, p.communicate()
         time.sleep(0.05)
-    kernels = [k for t in Path(f'/proc/{p.pid}/task').glob('*/children') for k in t.read_text().split()
-               if 'ipykernel' in Path(f'/proc/{k}/cmdline').read_text()]
+    kernels = [
+        k
+        for t in Path(f'/proc/{p.pid}/task').glob('*/children')
+        for k in t.read_text().split()
+        if 'ipykernel' in Path(f'/proc/{k}/cmdline').read_text()
+    ]
     assert len(kernels) == 1, kernels
     os.kill(int(kernels[0]), signal.SIGKILL)
     stdout, _ = p.communicate(timeout=180)
     assert p.returncode == 1 and 'FAILED digits_small-cnn_pls_s0' in stdout, stdout
-    f = json.loads((d/'failed.json').read_text())
-    assert 'DeadKernelError' in f['error'] and (d/'failed.ipynb').exists() and (d/CKPT).exists()
-    s = run_sweep([{'config': cfg, 'ood': ''}], out, engine='direct', threads=1, progress=False)
-    assert s['counts']['resumed'] == 1 and not (d/'failed.json').exists()
-    ref = run_one(cfg, tmp_path/'ref', digits, progress=False)['result']
-    assert [h['error'] for h in read_result(d/RESULT)['history']] == [h['error'] for h in ref['history']]
+    f = json.loads((d / 'failed.json').read_text())
+    assert 'DeadKernelError' in f['error'] and (d / 'failed.ipynb').exists() and (d / CKPT).exists()
+    # resumed, and a reference run, in worker processes: like the kernels, they pin the CPU's instruction sets
+    # (CPU_REPRO_ENV), which this test process cannot do for itself once torch is loaded
+    s = run_sweep([RunSpec(cfg)], RunOptions(str(out), threads=1, engine='process'))
+    assert s['counts']['resumed'] == 1
+    assert not (d / 'failed.json').exists()
+    run_sweep([RunSpec(cfg)], RunOptions(str(tmp_path / 'ref'), threads=1, engine='process'))
+    ref = read_result(run_dir(tmp_path / 'ref', cfg) / RESULT)
+    assert [h['error'] for h in read_result(d / RESULT)['history']] == [h['error'] for h in ref['history']]

@@ -1,4 +1,5 @@
 "The fast device loader against the torchvision DataLoader baseline: same batches in distribution, same targets."
+
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,9 @@ def position_data(n=600, pad=4, flip=True):
     x = img.expand(n, 3, W, W).contiguous()
     y = torch.arange(n) % 10
     # mean 0 and std 1/255 make the normalized value equal the raw pixel value
-    return ImageData('pos', x, y, x[:10], y[:10], [str(i) for i in range(10)], (0., 0., 0.), (1 / 255,) * 3, pad, flip)
+    return ImageData(
+        'pos', x, y, x[:10], y[:10], [str(i) for i in range(10)], (0.0, 0.0, 0.0), (1 / 255,) * 3, pad, flip
+    )
 
 
 def decode(xb, pad=4):
@@ -31,7 +34,11 @@ def decode(xb, pad=4):
         dy = int(im[0][rr[0], cc[0]] - 1 - rr[0]) + pad
         row = im[1][rr[0]][valid[rr[0]]]
         flipped = len(row) > 1 and int(row[0]) > int(row[1])
-        dx = (int(im[1][rr[0], cc[0]] - 1 + cc[0]) - (W - 1) + pad) if flipped else (int(im[1][rr[0], cc[0]] - 1 - cc[0]) + pad)
+        dx = (
+            (int(im[1][rr[0], cc[0]] - 1 + cc[0]) - (W - 1) + pad)
+            if flipped
+            else (int(im[1][rr[0], cc[0]] - 1 - cc[0]) + pad)
+        )
         out.append((dy, dx, flipped))
     return np.array(out)
 
@@ -49,7 +56,7 @@ def test_crop_flip_matches_pad_then_slice():
     out = crop_flip(x, 2, dy, dx, fl)
     padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
     for i in range(5):
-        ref = padded[i, :, dy[i]:dy[i] + 9, dx[i]:dx[i] + 7]
+        ref = padded[i, :, dy[i] : dy[i] + 9, dx[i] : dx[i] + 7]
         assert torch.equal(out[i], ref.flip(-1) if fl[i] else ref)
 
 
@@ -62,15 +69,15 @@ def test_same_batches_in_distribution():
     assert torch.equal(torch.bincount(dev_y), torch.bincount(base_y)) and len(dev_y) == len(base_y) == 600
     d, b = decode(dev_x), decode(base_x)
     for o in (d, b):
-        assert o[:, :2].min() == 0 and o[:, :2].max() == 8           # offsets cover exactly 0..2*pad
+        assert o[:, :2].min() == 0 and o[:, :2].max() == 8  # offsets cover exactly 0..2*pad
         counts = np.stack([np.bincount(o[:, k], minlength=9) for k in (0, 1)])
-        assert (np.abs(counts - 600 / 9) < 5 * np.sqrt(600 / 9)).all()   # uniform over the 9 offsets
-        assert abs(o[:, 2].mean() - 0.5) < 0.1                      # flips half the time
+        assert (np.abs(counts - 600 / 9) < 5 * np.sqrt(600 / 9)).all()  # uniform over the 9 offsets
+        assert abs(o[:, 2].mean() - 0.5) < 0.1  # flips half the time
     # pixel statistics agree: share of padding pixels and per-channel means
     for ch in range(3):
         assert abs(float(dev_x[:, ch].mean() - base_x[:, ch].mean())) < 0.02 * float(base_x[:, ch].mean())
     pad_share = lambda x: float((x[:, 2] == 0).float().mean())
-    expected = 1 - (np.mean([1 - abs(k - 4) / W for k in range(9)])) ** 2   # E[padding fraction] of a random crop
+    expected = 1 - (np.mean([1 - abs(k - 4) / W for k in range(9)])) ** 2  # E[padding fraction] of a random crop
     assert abs(pad_share(dev_x) - expected) < 0.01 and abs(pad_share(base_x) - expected) < 0.01
 
 
@@ -90,13 +97,25 @@ def test_identical_targets_for_the_same_pairing(name, step):
     xd, yd = next(iter(DeviceLoader(data, 'test', batch_size=64, shuffle=False)))
     xb, yb = next(iter(baseline_loader(data, 'test', batch_size=64, shuffle=False)))
     assert torch.allclose(xd, xb, atol=1e-5) and torch.equal(yd, yb)
+
     class Probe(torch.nn.Module):
-        def forward(self, x): self.x = x; return torch.zeros(len(x), 10)
+        def forward(self, x):
+            self.x = x
+            return torch.zeros(len(x), 10)
+
     outs = []
     for xx, yy in ((xd, yd), (xb, yb)):
         p = Probe()
-        _, q = method_batch(get_method('pls-no-learned' if name == 'pls' else name), p, xx, yy, 10, step,
-                            torch.Generator().manual_seed(5), np.random.default_rng(5))
+        _, q = method_batch(
+            get_method('pls-no-learned' if name == 'pls' else name),
+            p,
+            xx,
+            yy,
+            10,
+            step,
+            torch.Generator().manual_seed(5),
+            np.random.default_rng(5),
+        )
         outs.append((p.x, q))
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5) and torch.equal(outs[0][1], outs[1][1])
 

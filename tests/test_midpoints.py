@@ -1,4 +1,5 @@
 "Derangements, midpoints (eq. 6-7) and Mixup against torchvision.transforms.v2.MixUp."
+
 import numpy as np
 import pytest
 import torch
@@ -14,7 +15,7 @@ def test_derangement_never_pairs_a_sample_with_itself():
         for _ in range(3):
             p = derangement(n, g)
             assert not bool((p == torch.arange(n)).any()), n
-            assert torch.equal(p.sort().values, torch.arange(n)), n   # a permutation: each sample is a partner once
+            assert torch.equal(p.sort().values, torch.arange(n)), n  # a permutation: each sample is a partner once
 
 
 def test_derangement_partner_is_uniform_over_the_others():
@@ -41,7 +42,9 @@ def test_midpoint_equations():
     for i in range(9):
         j = int(p[i])
         assert torch.allclose(xm[i], (x[i] + x[j]) / 2)
-        ref = torch.zeros(4); ref[y[i]] += 0.5; ref[y[j]] += 0.5
+        ref = torch.zeros(4)
+        ref[y[i]] += 0.5
+        ref[y[j]] += 0.5
         assert torch.allclose(qm[i], ref)
     assert torch.allclose(qm.sum(1), torch.ones(9)) and (qm >= 0).all()
 
@@ -54,12 +57,12 @@ def test_mixup_matches_torchvision(seed):
     xt, qt = v2.MixUp(alpha=1.0, num_classes=10)(x.clone(), y)
     torch.manual_seed(seed)
     lam = float(torch.distributions.Beta(torch.tensor([1.0]), torch.tensor([1.0])).sample(()))
-    xo, qo = mixup(x, one_hot(y, 10), lam, torch.arange(32).roll(1))    # torchvision pairs i with i-1
+    xo, qo = mixup(x, one_hot(y, 10), lam, torch.arange(32).roll(1))  # torchvision pairs i with i-1
     assert torch.allclose(xo, xt, atol=1e-6) and torch.allclose(qo, qt, atol=1e-6)
 
 
 def test_sample_lambda_is_beta():
     rng = np.random.default_rng(0)
     lam = np.array([sample_lambda(2.0, rng) for _ in range(20000)])
-    assert abs(lam.mean() - 0.5) < 0.01 and abs(lam.var() - 1 / 20) < 0.003   # Beta(2,2): var = 1/20
+    assert abs(lam.mean() - 0.5) < 0.01 and abs(lam.var() - 1 / 20) < 0.003  # Beta(2,2): var = 1/20
     assert sample_lambda(0.0, rng) == 1.0

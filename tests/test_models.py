@@ -1,12 +1,14 @@
 "The paper's networks: parameter counts from the layer specification, features S, and other input shapes."
+
 import pytest
 import torch
 
-from pls_edu.models import build_model, SmallCNN
+from pls_edu.models import build_model
 from pls_edu.methods import get_method
 
 
-def conv(k, a, b): return k * k * a * b
+def conv(k, a, b):
+    return k * k * a * b
 
 
 def spec_count(arch, K=10, cin=3):
@@ -16,11 +18,11 @@ def spec_count(arch, K=10, cin=3):
     for stage, (planes, nb) in enumerate(zip((64, 128, 256, 512), blocks)):
         for b in range(nb):
             stride = 2 if stage > 0 and b == 0 else 1
-            if arch == 'preact-resnet18':          # bn, conv3x3, bn, conv3x3 [+ 1x1 conv shortcut, no bn]
+            if arch == 'preact-resnet18':  # bn, conv3x3, bn, conv3x3 [+ 1x1 conv shortcut, no bn]
                 n += 2 * c + conv(3, c, planes) + 2 * planes + conv(3, planes, planes)
                 n += conv(1, c, planes) if (stride != 1 or c != planes) else 0
                 c = planes
-            else:                                  # conv1x1, bn, conv3x3, bn, conv1x1 (x4), bn [+ conv1x1 + bn]
+            else:  # conv1x1, bn, conv3x3, bn, conv1x1 (x4), bn [+ conv1x1 + bn]
                 o = 4 * planes
                 n += conv(1, c, planes) + 2 * planes + conv(3, planes, planes) + 2 * planes + conv(1, planes, o) + 2 * o
                 n += conv(1, c, o) + 2 * o if (stride != 1 or c != o) else 0
@@ -28,7 +30,8 @@ def spec_count(arch, K=10, cin=3):
     return n + c * K + K
 
 
-def nparams(m): return sum(p.numel() for p in m.parameters())
+def nparams(m):
+    return sum(p.numel() for p in m.parameters())
 
 
 @pytest.mark.parametrize('arch', ['preact-resnet18', 'resnet50'])
@@ -46,7 +49,10 @@ def test_reference_totals_for_cifar10():
 def test_pls_head_adds_exactly_one_linear_layer():
     base = nparams(build_model('preact-resnet18', 3, 100))
     assert nparams(build_model('preact-resnet18', 3, 100, get_method('pls').head_out(100))) == base + 512 * 100 + 100
-    assert nparams(build_model('resnet50', 3, 100, get_method('pls-coeff').head_out(100))) == nparams(build_model('resnet50', 3, 100)) + 2048 + 1
+    assert (
+        nparams(build_model('resnet50', 3, 100, get_method('pls-coeff').head_out(100)))
+        == nparams(build_model('resnet50', 3, 100)) + 2048 + 1
+    )
 
 
 @pytest.mark.parametrize('arch,feat', [('preact-resnet18', 512), ('resnet50', 2048), ('small-cnn', 64)])
@@ -63,5 +69,8 @@ def test_features_and_shapes(arch, feat, shape):
 
 
 def test_unknown_model_lists_choices():
-    with pytest.raises(ValueError, match=r"unknown model 'wrn'; choose one of \['small-cnn', 'preact-resnet18', 'resnet50'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown model 'wrn'; choose one of \['small-cnn', 'small-cnn-g3', 'preact-resnet18', 'resnet50'\]",
+    ):
         build_model('wrn', 3, 10)

@@ -1,4 +1,5 @@
 "The repository's own promises: settings, environment, README commands and CI agree with each other."
+
 import configparser, re, shlex
 from pathlib import Path
 
@@ -6,7 +7,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def settings():
-    c = configparser.ConfigParser(delimiters=['=']); c.read(ROOT/'settings.ini')
+    c = configparser.ConfigParser(delimiters=['='])
+    c.read(ROOT / 'settings.ini')
     return c['DEFAULT']
 
 
@@ -15,39 +17,95 @@ def test_settings_pins_and_nbdev_options():
     dev = shlex.split(s['dev_requirements'])
     assert 'nbdev==2.4.14' in dev and 'fastcore>=1.12.3,<2' in dev and 'execnb<0.2' in dev
     assert s['tst_flags'].split() == ['notest', 'slow', 'gpu']
-    assert s['allowed_cell_metadata_keys'].strip() == 'tags'      # keeps papermill's "parameters" tag and our "volatile" tag
-    assert s['clear_all'].strip() == 'False'                       # nbdev_clean keeps the committed outputs
+    assert (
+        s['allowed_cell_metadata_keys'].strip() == 'tags'
+    )  # keeps papermill's "parameters" tag and our "volatile" tag
+    assert s['clear_all'].strip() == 'False'  # nbdev_clean keeps the committed outputs
     for pkg in ('torch', 'torchvision', 'matplotlib', 'papermill', 'ipywidgets'):
         assert any(r.split('>')[0].split('=')[0].split('<')[0] == pkg for r in shlex.split(s['requirements'])), pkg
     assert 'jupyterlab' in dev
 
 
 def test_environment_yml_is_true_to_settings():
-    env = (ROOT/'environment.yml').read_text()
+    env = (ROOT / 'environment.yml').read_text()
     py = re.search(r'-\s*python\s*=\s*([\d.]+)', env).group(1)
     assert py == settings()['min_python']
-    assert re.search(r'-\s*pip\s*$', env, re.M) and '-e .[dev]' in env    # everything else comes from settings.ini
+    assert re.search(r'-\s*pip\s*$', env, re.M) and '-e .[dev]' in env  # everything else comes from settings.ini
 
 
 def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
-    readme = (ROOT/'README.md').read_text()
+    readme = (ROOT / 'README.md').read_text()
     blocks = re.findall(r'```(?:bash|sh)?\n(.*?)```', readme, re.S)
     first_screen = readme[:2500]
     assert blocks[0].strip() in first_screen and blocks[1].strip() in first_screen
     assert 'pls-compare' in blocks[0] and 'pip install' in blocks[0]
     assert blocks[1].strip() == '.ci/run'
-    ci = (ROOT/'.ci'/'run').read_text()
-    for step in ('pip install', 'nbdev_clean', 'nbdev_export', 'pls-course check', 'pls-course site', 'pytest'):
+    ci = (ROOT / '.ci' / 'run').read_text()
+    steps = (
+        'pip install',
+        'nbdev_clean',
+        'nbdev_export',
+        'pls-data mnist',
+        'pip wheel',
+        'venv/bin/pls-compare',
+        'venv/bin/pls-train',
+        'venv/bin/pls-sweep run cpu-tiny',
+        'tools/course.py check',
+        'tools/course.py site',
+        '-m pytest -q -ra tests',
+    )
+    for step in steps:
         assert step in ci, step
+    assert ci.index('pls-data mnist') < ci.index('-m pytest')  # the real-MNIST tests find the data fetched
 
 
 def test_every_exported_module_has_one_notebook():
-    nbs = sorted(p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))
-    mods = {p.stem for p in (ROOT/'pls_edu').glob('*.py')} - {'__init__', '_modidx'}
+    nbs = sorted(p.name for p in (ROOT / 'nbs').glob('[0-9]*.ipynb'))
+    mods = {p.stem for p in (ROOT / 'pls_edu').glob('*.py')} - {'__init__', '_modidx'}
     exported = []
     for nb in nbs:
-        m = re.search(r'default_exp (\w+)', (ROOT/'nbs'/nb).read_text())
-        if m: exported.append(m.group(1))
+        m = re.search(r'default_exp (\w+)', (ROOT / 'nbs' / nb).read_text())
+        if m:
+            exported.append(m.group(1))
     assert sorted(exported) == sorted(mods) and len(set(exported)) == len(exported)
     numbers = [n.split('_')[0] for n in nbs]
     assert len(set(numbers)) == len(numbers), 'two notebooks share a number'
+
+
+def test_numbers_in_the_readmes_prose_are_the_codes():
+    "Every number the README states in prose (outside its generated sections) is computed here from the code."
+    import inspect
+    import math
+
+    from pls_edu.data import load_digits_data
+    from pls_edu.gpucheck import LEARN_EPOCHS, LEARN_MAX_ERROR, gpu_check
+    from pls_edu.lock import DEFAULT_LEASE_S
+    from pls_edu.preflight import FALLBACK_S_PER_IMAGE
+    from pls_edu.presets import PRESETS
+    from pls_edu.slurm import task_time, write_sbatch
+    from pls_edu.train import RECIPES
+
+    text = (ROOT / 'README.md').read_text()
+    d = load_digits_data()
+    n_train, n_test = len(d.x_train), len(d.x_test)
+    assert f'{n_train + n_test:,} real 8x8 digits: {n_train:,} training images' in text
+    assert f'{n_test} test images' in text
+    assert f'one mistake is {100 / n_test:.2f} points' in text
+    assert f'a 2% error is about {100 * math.sqrt(0.02 * 0.98 / n_test):.2f} points' in text
+    assert f"{RECIPES['cpu']['epochs']} epochs of the `cpu` recipe" in text
+    assert f"for {PRESETS['cpu-mnist']['epochs']} epochs of the `cpu`" in text
+    cifar_epoch = {m: 50000 * FALLBACK_S_PER_IMAGE['gpu'][m]['3x32x32'] for m in ('preact-resnet18', 'resnet50')}
+    assert f"about {cifar_epoch['preact-resnet18']:.0f} s per CIFAR epoch" in text
+    assert f"and {cifar_epoch['resnet50']:.0f} s for\n  ResNet-50" in text
+    tt = inspect.signature(task_time).parameters
+    assert f"(x{tt['margin'].default} plus {tt['extra_s'].default // 60} minutes)" in text
+    sb = inspect.signature(write_sbatch).parameters
+    assert f"the array to {sb['max_parallel'].default} tasks at once" in text
+    assert f"--signal=B:USR1@{sb['signal_s'].default}" in text
+    assert f"(default {DEFAULT_LEASE_S:.0f}, `PLS_LEASE_S`)" in text
+    assert f"--budget-s` (default {inspect.signature(gpu_check).parameters['budget_s'].default:.0f} s)" in text
+    assert f"{LEARN_EPOCHS} epochs on `digits` compiled" in text
+    assert f"under {LEARN_MAX_ERROR:.0f}% test error" in text
+    paper = RECIPES['paper']
+    assert f"batch {paper['batch_size']}, SGD lr {paper['lr']}, momentum {paper['momentum']}" in text
+    assert f"{paper['epochs']} epochs, and the reference code's" in text

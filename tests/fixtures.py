@@ -1,6 +1,6 @@
 "Tiny datasets written in each dataset's native on-disk format, for the real loaders to read back."
 
-import gzip, pickle, struct
+import gzip, pickle, struct, sys
 from pathlib import Path
 
 import numpy as np
@@ -124,3 +124,8 @@ def fake_result(out, cfg, error, best=None, n_test=1000):
     result = {'id': d.name, 'config': dataclasses.asdict(cfg.resolved()), 'history': [], 'final': final}
     save_json(d / RESULT, {**result, 'status': 'done'})
     return d
+
+
+# the command lines, as a test starts them in a fresh process
+PLS_TRAIN = [sys.executable, '-c', 'from pls_edu.cli import train_main; train_main()']
+PLS_SWEEP = [sys.executable, '-m', 'pls_edu.cli']

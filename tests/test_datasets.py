@@ -1,6 +1,5 @@
 "The paper's datasets through the real loaders, fed files written in each native on-disk format."
 
-
 import numpy as np
 import pytest
 import torch

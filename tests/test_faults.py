@@ -18,13 +18,14 @@
 Every "ends identical" compares per-epoch metrics and test/holdout logits, bit for bit, with an uninterrupted run.
 """
 
-import json, os, resource, signal, subprocess, sys, time
+import json, os, resource, signal, subprocess, time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from fixtures import PLS_SWEEP, PLS_TRAIN
 from pls_edu.files import file_record, save_json
 from pls_edu.presets import preset_runs
 from pls_edu.results import CKPT, LOG, LOGITS, MODEL, RESULT, collect, load_run_model, read_result, run_dir
@@ -88,9 +89,7 @@ def pls_train(out, *args, env=None, fsize=None, wait=True):
         resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     cmd = [
-        sys.executable,
-        '-c',
-        'from pls_edu.cli import train_main; train_main()',
+        *PLS_TRAIN,
         '--method',
         'pls',
         '--epochs',
@@ -195,9 +194,7 @@ def test_results_folder_turns_read_only_mid_sweep(volume, digits):
     out = vol / 'res'
     runs = preset_runs('cpu-tiny', methods=['pls'], epochs=40)
     cmd = [
-        sys.executable,
-        '-m',
-        'pls_edu.cli',
+        *PLS_SWEEP,
         'run',
         'cpu-tiny',
         '--methods',
@@ -338,13 +335,7 @@ def test_planted_pickles_never_run(tmp_path, digits, capsys):
 def test_damaged_manifest_is_refused_in_one_line(tmp_path, text):
     m = tmp_path / 'manifest.json'
     m.write_text(text)
-    p = subprocess.run(
-        [sys.executable, '-m', 'pls_edu.cli', 'run-index', str(m), '0'],
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    p = subprocess.run([*PLS_SWEEP, 'run-index', str(m), '0'], env=ENV, capture_output=True, text=True, timeout=120)
     line = one_error_line(p.stderr)
     assert p.returncode == 2 and line.startswith('pls-sweep: error: ') and str(m) in line, line
 
@@ -355,9 +346,7 @@ def test_damaged_manifest_is_refused_in_one_line(tmp_path, text):
 def test_dead_papermill_kernel_is_a_failure_and_the_next_sweep_resumes(tmp_path, digits):
     out = tmp_path / 'res'
     cmd = [
-        sys.executable,
-        '-m',
-        'pls_edu.cli',
+        *PLS_SWEEP,
         'run',
         'cpu-tiny',
         '--methods',

@@ -1,12 +1,13 @@
 "One trainer per run folder, with real processes: two sweeps on one folder, and takeover after a holder is killed."
 
-import json, os, signal, subprocess, sys, time
+import json, os, signal, subprocess, time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from fixtures import PLS_SWEEP, PLS_TRAIN
 from pls_edu.lock import read_lease, lease_state
 from pls_edu.presets import preset_runs
 from pls_edu.results import CKPT, LOG, LOGITS, RESULT, read_result, run_dir
@@ -26,9 +27,7 @@ def starts(folder):
 def test_two_sweeps_started_together_train_every_run_exactly_once(tmp_path):
     out = tmp_path / 'shared'
     cmd = [
-        sys.executable,
-        '-m',
-        'pls_edu.cli',
+        *PLS_SWEEP,
         'run',
         'cpu-tiny',
         '--epochs',
@@ -61,9 +60,7 @@ def test_two_sweeps_started_together_train_every_run_exactly_once(tmp_path):
 def _holder(out, host=None, lease_s=None):
     env = {**ENV, **({'PLS_HOSTNAME': host} if host else {})}
     cmd = [
-        sys.executable,
-        '-c',
-        'from pls_edu.cli import train_main; train_main()',
+        *PLS_TRAIN,
         '--method',
         'pls',
         '--epochs',

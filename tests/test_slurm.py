@@ -5,6 +5,8 @@ from pathlib import Path
 
 import pytest
 
+from fixtures import PLS_SWEEP, PLS_TRAIN
+
 HERE = Path(__file__).parent
 NEEDED = ('munged', 'slurmctld', 'slurmd', 'sbatch', 'squeue', 'sinfo')
 
@@ -108,7 +110,6 @@ def _wait_for(job, shared, timeout, on_pending=None):
 
 def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, capsys):
     "A task whose --time runs out mid-run is signalled, checkpoints where it is (mid-epoch or between epochs), requeues itself, and finishes exactly as if never stopped."
-    import sys
     import numpy as np
     from pls_edu.cli import main
     from pls_edu.presets import preset_runs
@@ -117,9 +118,7 @@ def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, 
     shared, E = tmp_path / 'shared', 300
     ref = subprocess.Popen(
         [
-            sys.executable,
-            '-c',
-            'from pls_edu.cli import train_main; train_main()',
+            *PLS_TRAIN,
             '--method',
             'pls',
             '--epochs',
@@ -191,7 +190,6 @@ def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, 
 
 
 def test_job_array_and_local_sweep_on_one_folder_train_each_run_once(slurm, tmp_path, capsys):
-    import sys
     from pls_edu.cli import main
     from pls_edu.presets import preset_runs
     from pls_edu.results import read_result, run_dir
@@ -219,9 +217,7 @@ def test_job_array_and_local_sweep_on_one_folder_train_each_run_once(slurm, tmp_
     job = capsys.readouterr().out.strip().splitlines()[-1]
     local = subprocess.run(
         [
-            sys.executable,
-            '-m',
-            'pls_edu.cli',
+            *PLS_SWEEP,
             'run',
             'cpu-tiny',
             '--epochs',

@@ -30,10 +30,7 @@ CPUS = {
     'EPYC-Rome-v2': ('AMD', 'EPYC Rome (Zen 2), AVX2'),
     'EPYC-Milan-v1': ('AMD', 'EPYC Milan (Zen 3), AVX2'),
 }
-ENVS = {
-    'CPU_REPRO_ENV': CPU_REPRO_ENV,
-    'without MKL_CBWR': {k: v for k, v in CPU_REPRO_ENV.items() if k != 'MKL_CBWR'},
-}
+ENVS = {'CPU_REPRO_ENV': CPU_REPRO_ENV, 'without MKL_CBWR': {k: v for k, v in CPU_REPRO_ENV.items() if k != 'MKL_CBWR'}}
 
 
 def native_cpu():

@@ -23,7 +23,7 @@ from .temperature import ece_at_temperatures, fixed_temperature_curve
 
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'PRECISIONS', 'ALTERNATIONS', 'TS_MODES', 'STOP', 'CPU_REPRO_ENV',
-           'reference_factor', 'step_milestones', 'TrainConfig', 'patch', 'make_sgd', 'make_schedule', 'Trainer',
+           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'make_sgd', 'make_schedule', 'Trainer',
            'Interrupted', 'train', 'soft_target_profile']
 
 # %% ../nbs/09_train.ipynb #f862f626
@@ -67,7 +67,17 @@ def step_milestones(epochs):
     epochs (`schedule='step'`)."""
     return [max(1, round(epochs * 100 / 400)), max(1, round(epochs * 150 / 400))]
 
-# %% ../nbs/09_train.ipynb #dea0514e
+# %% ../nbs/09_train.ipynb #ff2047ea
+def patch(f):
+    """Make `f` a method of the class its first argument is annotated with (`def
+    f(self: Cls, ...)`), as fastcore does."""
+    cls = next(iter(f.__annotations__.values()))
+    cls = globals()[cls] if isinstance(cls, str) else cls
+    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
+    setattr(cls, f.__name__, f)
+    return f
+
+# %% ../nbs/09_train.ipynb #ef9edc8b
 @dataclass
 class TrainConfig:
     "Everything that defines one training run."
@@ -108,115 +118,101 @@ class TrainConfig:
     workers: int = 0
     eval_batch_size: int = 1000
 
-    def check_types(self):
-        """Raise a clear error for any field whose value has the wrong type (e.g. a
-        string from a command line)."""
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            ann = str(f.type)
-            if v is None and 'None' in ann:
-                continue
-            if ann.startswith('bool'):
-                ok, kind = isinstance(v, bool), 'a bool (True/False)'
-            elif ann.startswith('int'):
-                ok, kind = (
-                    isinstance(v, int) and not isinstance(v, bool),
-                    'an integer',
-                )
-            elif ann.startswith('float'):
-                ok, kind = (
-                    isinstance(v, (int, float)) and not isinstance(v, bool),
-                    'a number',
-                )
-            else:
-                ok, kind = isinstance(v, str), 'a string'
-            if not ok:
-                raise TypeError(
-                    f"parameter {f.name} must be {kind}, got {type(v).__name__} "
-                    f"{v!r}"
-                )
-        return self
+# %% ../nbs/09_train.ipynb #aff5aa67
+@patch
+def check_types(self: TrainConfig):
+    """Raise a clear error for any field whose value has the wrong type (e.g. a
+    string from a command line)."""
+    for f in dataclasses.fields(self):
+        v = getattr(self, f.name)
+        ann = str(f.type)
+        if v is None and 'None' in ann:
+            continue
+        if ann.startswith('bool'):
+            ok, kind = isinstance(v, bool), 'a bool (True/False)'
+        elif ann.startswith('int'):
+            ok, kind = (
+                isinstance(v, int) and not isinstance(v, bool),
+                'an integer',
+            )
+        elif ann.startswith('float'):
+            ok, kind = (
+                isinstance(v, (int, float)) and not isinstance(v, bool),
+                'a number',
+            )
+        else:
+            ok, kind = isinstance(v, str), 'a string'
+        if not ok:
+            raise TypeError(
+                f"parameter {f.name} must be {kind}, got {type(v).__name__} {v!r}"
+            )
+    return self
 
-    def resolved(self):
-        """A copy with recipe and device defaults filled in; raises on unknown or
-        invalid values."""
-        self.check_types()
-        if self.recipe not in RECIPES:
-            raise ValueError(
-                f"unknown recipe {self.recipe!r}; choose one of {list(RECIPES)}"
-            )
-        defaults = {
-            k: v for k, v in RECIPES[self.recipe].items() if getattr(self, k) is None
-        }
-        c = dataclasses.replace(self, **defaults)
-        get_method(c.method)
-        if c.model not in MODELS:
-            raise ValueError(
-                f"unknown model {c.model!r}; choose one of {list(MODELS)}"
-            )
-        choices = (
-            ('schedule', SCHEDULES),
-            ('loader', LOADERS),
-            ('alternation', ALTERNATIONS),
-            ('pairing', PAIRINGS),
-            ('ts_mode', TS_MODES),
-            ('precision', PRECISIONS + (None,)),
+# %% ../nbs/09_train.ipynb #5c1a9f70
+@patch
+def resolved(self: TrainConfig):
+    """A copy with recipe and device defaults filled in; raises on unknown or
+    invalid values."""
+    self.check_types()
+    if self.recipe not in RECIPES:
+        raise ValueError(
+            f"unknown recipe {self.recipe!r}; choose one of {list(RECIPES)}"
         )
-        for k, allowed in choices:
-            if getattr(c, k) not in allowed:
-                raise ValueError(
-                    f"unknown {k} {getattr(c, k)!r}; choose one of "
-                    f"{[a for a in allowed if a]}"
-                )
-        if c.workers < 0:
+    defaults = {
+        k: v for k, v in RECIPES[self.recipe].items() if getattr(self, k) is None
+    }
+    c = dataclasses.replace(self, **defaults)
+    get_method(c.method)
+    if c.model not in MODELS:
+        raise ValueError(f"unknown model {c.model!r}; choose one of {list(MODELS)}")
+    choices = (
+        ('schedule', SCHEDULES),
+        ('loader', LOADERS),
+        ('alternation', ALTERNATIONS),
+        ('pairing', PAIRINGS),
+        ('ts_mode', TS_MODES),
+        ('precision', PRECISIONS + (None,)),
+    )
+    for k, allowed in choices:
+        if getattr(c, k) not in allowed:
             raise ValueError(
-                f"workers must be a non-negative integer, got {c.workers!r}"
+                f"unknown {k} {getattr(c, k)!r}; choose one of "
+                f"{[a for a in allowed if a]}"
             )
-        for k in ('epochs', 'batch_size', 'eval_batch_size'):
-            if getattr(c, k) < 1:
-                raise ValueError(
-                    f"{k} must be a positive integer, got {getattr(c, k)!r}"
-                )
-        for k in ('lr', 'momentum', 'weight_decay'):
-            v = getattr(c, k)
-            if not math.isfinite(v) or v < 0:
-                raise ValueError(f"{k} must be a non-negative number, got {v!r}")
-        if not 0 <= c.holdout < 1:
-            raise ValueError(
-                f"holdout must be a fraction in [0, 1), got {c.holdout!r}"
-            )
-        try:
-            gpu = torch.device(c.device).type == 'cuda'
-        except RuntimeError:
-            raise ValueError(
-                f"unknown device {c.device!r}; use 'cpu', 'cuda' or 'cuda:N'"
-            ) from None
-        precision = c.precision or ('bf16' if gpu else 'fp32')
-        channels_last = gpu if c.channels_last is None else c.channels_last
-        return dataclasses.replace(
-            c, precision=precision, channels_last=channels_last
+    if c.workers < 0:
+        raise ValueError(
+            f"workers must be a non-negative integer, got {c.workers!r}"
         )
-
-    def check_device(self):
-        "Raise unless this machine has the device the config names."
-        if (
-            torch.device(self.device).type == 'cuda'
-            and not torch.cuda.is_available()
-        ):
+    for k in ('epochs', 'batch_size', 'eval_batch_size'):
+        if getattr(c, k) < 1:
             raise ValueError(
-                f"device {self.device!r} asked for, but CUDA is not available here"
+                f"{k} must be a positive integer, got {getattr(c, k)!r}"
             )
-        return self
+    for k in ('lr', 'momentum', 'weight_decay'):
+        v = getattr(c, k)
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"{k} must be a non-negative number, got {v!r}")
+    if not 0 <= c.holdout < 1:
+        raise ValueError(f"holdout must be a fraction in [0, 1), got {c.holdout!r}")
+    try:
+        gpu = torch.device(c.device).type == 'cuda'
+    except RuntimeError:
+        raise ValueError(
+            f"unknown device {c.device!r}; use 'cpu', 'cuda' or 'cuda:N'"
+        ) from None
+    precision = c.precision or ('bf16' if gpu else 'fp32')
+    channels_last = gpu if c.channels_last is None else c.channels_last
+    return dataclasses.replace(c, precision=precision, channels_last=channels_last)
 
-# %% ../nbs/09_train.ipynb #ff2047ea
-def patch(f):
-    """Make `f` a method of the class its first argument is annotated with (`def
-    f(self: Cls, ...)`), as fastcore does."""
-    cls = next(iter(f.__annotations__.values()))
-    cls = globals()[cls] if isinstance(cls, str) else cls
-    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
-    setattr(cls, f.__name__, f)
-    return f
+# %% ../nbs/09_train.ipynb #41d88a35
+@patch
+def check_device(self: TrainConfig):
+    "Raise unless this machine has the device the config names."
+    if torch.device(self.device).type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError(
+            f"device {self.device!r} asked for, but CUDA is not available here"
+        )
+    return self
 
 # %% ../nbs/09_train.ipynb #6fc47d9d
 def make_sgd(params, lr, momentum, weight_decay):

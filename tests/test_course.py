@@ -353,15 +353,29 @@ def test_a_failing_cell_is_named_with_its_line(tmp_path):
     assert 'line 3: assert x == y, "differ" -> AssertionError: differ' in msg
 
 
+def _tiny_site(src):
+    "The site's sources cut to the home page and one lesson: the same configuration, a build in seconds."
+    course.site_sources(src)
+    for p in list(src.rglob('*.ipynb')) + list((src / 'api').glob('*.md')):
+        if p.name not in ('00_data.ipynb', '00_data_solutions.ipynb'):
+            p.unlink()
+    (src / 'index.md').write_text('# pls_edu\n\n```{toctree}\n:hidden:\n00_data\nsolutions/00_data_solutions\n```\n')
+    return src
+
+
 def test_the_site_build_fails_on_a_broken_link_or_image(tmp_path):
-    "Warnings are errors: a link to a notebook that does not exist, or a missing image, stops the build."
-    for bad in ('[the next lesson](99_nowhere.ipynb)', '![a figure](images/nowhere.png)'):
-        src = course.site_sources(tmp_path / 'src')
+    "Warnings are errors: the cut-down site builds, and a link to a missing notebook or a missing image stops it."
+    quiet = dict(log=lambda s: None, write_sources=False)
+    src = _tiny_site(tmp_path / 'ok')
+    course.build_site(tmp_path / 'site-ok', src, **quiet)
+    assert (tmp_path / 'site-ok' / '00_data.html').exists()
+    for i, bad in enumerate(('[the next lesson](99_nowhere.ipynb)', '![a figure](images/nowhere.png)')):
+        src = _tiny_site(tmp_path / f'bad{i}')
         n = nbformat.read(src / '00_data.ipynb', 4)
         n.cells.append(nbformat.v4.new_markdown_cell(f'See {bad}.'))
         nbformat.write(n, src / '00_data.ipynb')
         with pytest.raises(RuntimeError, match='the site build failed'):
-            course.build_site(tmp_path / 'site', src, log=lambda s: None, write_sources=False)
+            course.build_site(tmp_path / f'site{i}', src, **quiet)
 
 
 def test_measured_summaries_are_small_and_complete():

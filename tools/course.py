@@ -728,13 +728,13 @@ def update_readme(write=True):
     text = path.read_text()
     stale = []
     for name, body in readme_sections().items():
-        pat = re.compile(rf'(<!-- course:{name} -->\n)(.*?)(\n<!-- /course:{name} -->)', re.S)
+        pat = re.compile(rf'<!-- course:{name} -->\n(.*?)<!-- /course:{name} -->', re.S)
         m = pat.search(text)
         if m is None:
             raise ValueError(f"README.md has no <!-- course:{name} --> section")
-        if m.group(2) != body:
+        if m.group(1) != body + '\n':
             stale.append(name)
-            text = text[: m.start(2)] + body + text[m.end(2) :]
+            text = text[: m.start(1)] + body + '\n' + text[m.end(1) :]
     if write and stale:
         path.write_text(text)
     return stale

@@ -109,3 +109,15 @@ def test_numbers_in_the_readmes_prose_are_the_codes():
     paper = RECIPES['paper']
     assert f"batch {paper['batch_size']}, SGD lr {paper['lr']}, momentum {paper['momentum']}" in text
     assert f"{paper['epochs']} epochs, and the reference code's" in text
+
+
+def test_the_readmes_library_example_runs(tmp_path, monkeypatch):
+    "The README's first Python example, as written, with one epoch instead of twenty, in an empty folder."
+    text = (ROOT / 'README.md').read_text().split('## Using the library', 1)[1]
+    code = re.search(r'```python\n(.*?)```', text, re.S).group(1)
+    assert code.count('epochs=20') == 2
+    monkeypatch.chdir(tmp_path)
+    scope = {}
+    exec(compile(code.replace('epochs=20', 'epochs=1'), 'README.md', 'exec'), scope)
+    assert scope['record']['ood'].shape == (2000, 10)  # the run scored the photograph patches
+    assert (tmp_path / 'results' / 'x' / 'digits_small-cnn_pls_s0' / 'result.json').exists()

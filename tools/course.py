@@ -526,7 +526,8 @@ html_math_renderer = 'mathml'
 html_theme_options = {{'show_toc_level': 2, 'home_page_in_toc': True}}
 html_context = {{'default_mode': 'light'}}
 html_favicon = 'favicon.png'
-html_static_path = []
+html_static_path = ['_static']
+html_css_files = ['code.css']
 nb_execution_mode = 'off'
 nb_ipywidgets_js = {{}}
 nb_mime_priority_overrides = [('html', 'application/vnd.jupyter.widget-view+json', None)]
@@ -534,6 +535,13 @@ myst_enable_extensions = ['dollarmath', 'amsmath']
 myst_heading_anchors = 3
 exclude_patterns = ['_build']
 suppress_warnings = ['mystnb.unknown_mime_type']
+"""
+
+
+# The article beside both sidebars is 672 px wide at 1280 px: at the theme's 14 px an 85-character code line needs a
+# scroll bar, at 12 px it fits with a margin (tests/test_browser.py measures it).
+CODE_CSS = """
+div.cell_input pre, div.cell_output pre { font-size: 12px; }
 """
 
 
@@ -565,6 +573,8 @@ def site_sources(src):
     (src / 'conf.py').write_text(CONF.format(root=str(ROOT), tools=str(ROOT / 'tools')))
     import matplotlib.pyplot as plt
 
+    (src / '_static').mkdir()
+    (src / '_static' / 'code.css').write_text(CODE_CSS)
     plt.imsave(src / 'favicon.png', [[0.2, 0.6], [0.6, 0.2]], cmap='viridis')  # so that no page asks for /favicon.ico
     for p in notebooks():
         for_site(p, src / p.relative_to(NBS))

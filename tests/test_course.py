@@ -255,6 +255,15 @@ def test_the_package_has_at_most_six_floors_and_file_helpers_come_from_files():
     assert '<!-- course:architecture -->' in (ROOT / 'README.md').read_text()
 
 
+def test_each_module_is_described_by_a_whole_sentence():
+    # a sentence cut at 'eq.' or 'Fig.' leaves an open parenthesis, as the README once showed
+    rows = [l for l in course.architecture_markdown().splitlines()[2:]]
+    assert len(rows) == len(course.module_imports())
+    for row in rows:
+        what = row.split(' | ')[2]
+        assert what.count('(') == what.count(')') and len(what) > 30, row
+
+
 def test_the_committed_run_notebook_is_the_generated_one():
     from pls_edu.sweep import run_notebook
 

@@ -664,7 +664,8 @@ def architecture_markdown():
     lines = ['| floor | module | what it holds | imports |', '|---|---|---|---|']
     for m in sorted(imp, key=lambda m: (fl[m], MODULE_ORDER.index(m) if m in MODULE_ORDER else 99)):
         doc = ast.get_docstring(ast.parse((PKG / f'{m}.py').read_text())) or ''
-        first = doc.split('\n')[0].split('. ')[0].rstrip('.')
+        # the first sentence: a period before a capital ends it, 'eq. 4' and 'Fig. 7' do not
+        first = re.split(r'\.\s+(?=[A-Z`])', doc.split('\n\n')[0].replace('\n', ' '))[0].rstrip('.')
         lines.append(f"| {fl[m]} | `{m}` | {first} | {', '.join(f'`{d}`' for d in imp[m]) or '—'} |")
     return '\n'.join(lines)
 

@@ -282,6 +282,16 @@ def images(name):
     return sum('image/png' in o.get('data', {}) for o in outputs(name))
 
 
+@pytest.mark.parametrize('root', ['/work/pls_edu', '/tmp/ci', '/home/ann/pls_edu'])
+def test_leaks_names_each_path_once_wherever_the_clone_is(monkeypatch, root):
+    monkeypatch.setattr(course, 'ROOT', Path(root))
+    c = nbformat.v4.new_code_cell('')
+    text = f'wrote {root}/x and /tmp/y, by /home/bob\n'
+    c.outputs = [nbformat.v4.new_output('stream', name='stdout', text=text)]
+    found = course.leaks(nbformat.v4.new_notebook(cells=[c]))
+    assert found == [f'cell 0: {root}', 'cell 0: /tmp/y,', 'cell 0: /home/bob'], found
+
+
 def test_every_notebook_is_committed_with_its_outputs_small_and_clean():
     total = 0
     for p in course.notebooks():

@@ -408,6 +408,8 @@ def test_measured_summaries_are_small_and_complete():
         want = {(r.config.method, r.config.seed) for r in preset_runs(name)}
         assert {(r['config']['method'], r['config']['seed']) for r in res} == want
         assert all(len(r['pred']) == 10000 for r in res)
+        for r in res:  # the packed predictions are the ones each run scored
+            assert 100 * (r['pred'] != r['labels']).mean() == pytest.approx(r['final']['error'], abs=1e-9), r['config']
         assert files[f'{name}.json'].stat().st_size < 400e3
         assert json.loads(files[f'{name}.json'].read_text())['preset'] == name
 

@@ -241,15 +241,16 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
                 d.execute_script("return document.querySelectorAll('.widget-interact .widget-output img').length") >= 3
             )
         )
+        # the figure's <img> is replaced whenever the widget redraws, so its src is read in the page, in one step
+        # (a handle to the old element would go stale between finding it and reading it)
+        src = "var i = document.querySelector('.widget-interact .widget-output img'); return i ? i.src : null"
+        before = wait.until(lambda d: d.execute_script(src))
         interact = browser.find_elements(By.CSS_SELECTOR, '.widget-interact')[0]
-        before = interact.find_element(By.CSS_SELECTOR, '.widget-output img').get_attribute('src')
         handle = interact.find_element(By.CSS_SELECTOR, '.noUi-handle')
         browser.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus();", handle)
         for _ in range(4):
             handle.send_keys(Keys.ARROW_RIGHT)
-        WebDriverWait(browser, 60).until(
-            lambda d: interact.find_element(By.CSS_SELECTOR, '.widget-output img').get_attribute('src') != before
-        )
+        WebDriverWait(browser, 60).until(lambda d: d.execute_script(src) not in (None, before))
         errors = browser.execute_script(
             "return document.querySelectorAll('.jp-OutputArea-output[data-mime-type=\"application/vnd.jupyter.error\"]').length"
         )

@@ -702,8 +702,8 @@ def readme_sections():
     doc = (ROOT / 'tests' / 'test_faults.py').read_text().split('"""')[1]
     faults = '\n'.join(l for l in doc.splitlines() if l.startswith('|'))
     has32 = (NBS / '32_mnist.ipynb').exists()
+    # the last output that starts so is notebook 32's list of every finding
     mnist = ([''] + [t for t in _outputs('32_mnist', 'markdown') if t.startswith('- **Table 1')])[-1] if has32 else ''
-    # the last such output is notebook 32's list of every finding
     mnist_table = (
         next((t for t in _outputs('32_mnist', 'markdown') if t.startswith('| method | MNIST')), '') if has32 else ''
     )

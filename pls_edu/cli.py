@@ -4,7 +4,7 @@
 
 # %% ../nbs/31_cli.ipynb #da1d238c
 from __future__ import annotations
-import argparse, dataclasses, subprocess, sys
+import argparse, dataclasses, signal, subprocess, sys
 from pathlib import Path
 
 from .datasets import ALL_DATASETS
@@ -278,6 +278,10 @@ def _dispatch(a):
             print(f"{k}: {v:.2f}" + (' s' if k.endswith('_s') else ''))
         return
     if a.cmd == 'run-index':
+        # The batch script requeues a task that SLURM's USR1 ended. Once the entry is finished nothing is left to
+        # stop, so a late USR1 must not end the process (status 138) and requeue a finished task. A handler, not
+        # SIG_IGN, which the kernels this process starts would inherit.
+        signal.signal(signal.SIGUSR1, lambda *_: None)
         st, note = run_index(a.manifest, a.index, a.device)
         print(f"manifest entry {a.index}: {st}" + (f" ({note})" if note else ''))
         sys.exit({'failed': 1, 'interrupted': 3}.get(st, 0))

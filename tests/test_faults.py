@@ -14,11 +14,12 @@
 | 10 | garbage or truncated sweep manifest                                                 | `run-index` refuses in one line naming the file (exit 2)                        | the file                                                                |
 | 11 | a pickle that runs a command, planted as `checkpoint.pt` and as `model.pt`          | refused by `torch.load(weights_only=True)`; the command never runs              | the planted file, moved aside                                           |
 | 12 | the papermill kernel SIGKILLed mid-run                                              | the run is recorded as failed (`failed.json`, partial `failed.ipynb`)           | the last checkpoint; the next sweep resumes and ends identical         |
+| 13 | SLURM's time-limit USR1 while `run-index` exits after finishing its entry (atexit)  | the process exits 0, so the batch script does not requeue a finished task       | the finished run                                                       |
 
 Every "ends identical" compares per-epoch metrics and test/holdout logits, bit for bit, with an uninterrupted run.
 """
 
-import json, os, resource, signal, subprocess, time
+import json, os, resource, signal, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from pls_edu.files import file_record, save_json
 from pls_edu.presets import preset_runs
 from pls_edu.results import CKPT, LOG, LOGITS, MODEL, RESULT, collect, load_run_model, read_result, run_dir
 from pls_edu.runs import run_one
+from pls_edu.slurm import write_manifest
 from pls_edu.spec import RunOptions, RunSpec
 from pls_edu.sweep import aggregate, run_sweep
 from pls_edu.train import TrainConfig
@@ -387,3 +389,26 @@ def test_dead_papermill_kernel_is_a_failure_and_the_next_sweep_resumes(tmp_path,
     run_sweep([RunSpec(cfg)], RunOptions(str(tmp_path / 'ref'), threads=1, engine='process'))
     ref = read_result(run_dir(tmp_path / 'ref', cfg) / RESULT)
     assert [h['error'] for h in read_result(d / RESULT)['history']] == [h['error'] for h in ref['history']]
+
+
+# 13: a time-limit signal after the work is done ---------------------------------------------------------------------
+
+
+def test_a_stop_request_after_the_entry_finished_ends_nothing(tmp_path):
+    """SLURM's USR1 can come while `run-index` exits after finishing its entry. Seen once in CI: the process died of it
+    (status 138), the batch script requeued the task, and the requeued task found the run done and skipped it."""
+    runs = preset_runs('cpu-tiny', methods=['erm'], seeds=[0], epochs=1)
+    m = write_manifest(runs, RunOptions(out=str(tmp_path / 'out'), engine='direct'))
+    code = (
+        "import atexit, os, signal\n"
+        "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGUSR1), print('still here after a late USR1')))\n"
+        "from pls_edu.cli import main\n"
+        f"main(['run-index', {str(m)!r}, '0'])"
+    )
+    p = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=300)
+    out = p.stdout.rstrip().splitlines()
+    assert p.returncode == 0 and out[-2:] == ['manifest entry 0: done', 'still here after a late USR1'], (
+        p.returncode,
+        out,
+        p.stderr[-500:],
+    )

@@ -257,7 +257,7 @@ def test_the_package_has_at_most_six_floors_and_file_helpers_come_from_files():
 
 def test_each_module_is_described_by_a_whole_sentence():
     # a sentence cut at 'eq.' or 'Fig.' leaves an open parenthesis, as the README once showed
-    rows = [l for l in course.architecture_markdown().splitlines()[2:]]
+    rows = course.architecture_markdown().splitlines()[2:]
     assert len(rows) == len(course.module_imports())
     for row in rows:
         what = row.split(' | ')[2]
@@ -453,29 +453,24 @@ def call_args(src, start):
     return src[start:]
 
 
-def first_unseeded_draw(path):
-    "The first random draw in a notebook's code that no earlier seed fixes, as 'cell N: text', or None."
+def first_unseeded_draw(sources):
+    "The first random draw in code cells `sources` that no earlier seed fixes, as 'code cell N: text', or None."
     seeded = False
-    for i, c in enumerate(code_cells(path)):
-        marks = [(m.start(), 'seed') for m in SEED.finditer(c.source)]
-        marks += [(m.start(), 'draw') for m in DRAW.finditer(c.source) if 'generator=' not in call_args(c.source, m.end())]
+    for i, src in enumerate(sources):
+        marks = [(m.start(), 'seed') for m in SEED.finditer(src)]
+        draws = DRAW.finditer(src)
+        marks += [(m.start(), 'draw') for m in draws if 'generator=' not in call_args(src, m.end())]
         for pos, kind in sorted(marks):
             if kind == 'seed':
                 seeded = True
             elif not seeded:
-                return f"code cell {i}: {c.source[pos:pos + 40]!r}"
+                return f"code cell {i}: {src[pos:pos + 40]!r}"
     return None
 
 
 def test_first_unseeded_draw_finds_what_it_should():
-    import nbformat.v4 as v4
-
-    def book(*cells, tmp=Path(__file__).parent / '_draw_probe.ipynb'):
-        tmp.write_text(nbformat.writes(v4.new_notebook(cells=[v4.new_code_cell(s) for s in cells])))
-        try:
-            return first_unseeded_draw(tmp)
-        finally:
-            tmp.unlink()
+    def book(*cells):
+        return first_unseeded_draw(cells)
 
     assert book("x = torch.randn(3)") is not None
     assert book("torch.manual_seed(0)\nx = torch.randn(3)") is None
@@ -493,5 +488,5 @@ def test_every_notebook_seeds_before_it_draws_random_numbers():
     (the gradient identity of exercise 3 in 01's solutions failed on 54 of 2,000 seeds, and failed CI once), and a
     reader could not reproduce what the committed outputs show."""
     paths = sorted(NBS.glob('*.ipynb')) + sorted((NBS / 'solutions').glob('*.ipynb'))
-    bad = {p.name: d for p in paths if (d := first_unseeded_draw(p))}
+    bad = {p.name: d for p in paths if (d := first_unseeded_draw([c.source for c in code_cells(p)]))}
     assert not bad, bad

@@ -7,17 +7,29 @@ from __future__ import annotations
 
 from .datasets import PAPER_DATASETS
 from .methods import PAPER_METHODS
+from .results import variant_tags
 from .spec import RunSpec
 from .train import TrainConfig
 
 # %% auto #0
-__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'FIG3_BUT_PLS', 'PRESETS', 'check_preset', 'preset_runs', 'layout']
+__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'FIG3_BUT_PLS', 'REGIME', 'PRESETS', 'check_preset', 'preset_runs', 'layout']
 
 # %% ../nbs/22_presets.ipynb #c426565a
 R18, R50 = 'preact-resnet18', 'resnet50'
 TABLE3 = ['pls', 'pls-no-learned', 'pls-no-original', 'pls-ud-0.1', 'pls-ud-0.2', 'pls-ud-0.3']
 FIG3 = [f'pls-w{i / 10}' for i in range(1, 10)]
 FIG3_BUT_PLS = [m for m in FIG3 if m != 'pls-w0.5']
+# the regime study's common setting (notebook 34): cpu-mnist's, with the diagnostics on
+REGIME = dict(
+    kind='cpu',
+    datasets=['mnist'],
+    models=['small-cnn-g3'],
+    methods=['erm', 'mixup', 'pls'],
+    seeds=range(3),
+    recipe='cpu',
+    epochs=15,
+    config={'clean_train': 10_000},
+)
 PRESETS = {
     'table1': dict(
         kind='gpu',
@@ -128,6 +140,36 @@ PRESETS = {
         epochs=15,
         doc='Tables 3-4 and Fig. 3 on real MNIST, as cpu-mnist (Fig. 3: one seed per factor)',
     ),
+    'regime-data': dict(
+        REGIME,
+        epochs=100,
+        config={**REGIME['config'], 'train_subset': 10_000},
+        doc='regime study, data axis: a fixed stratified 10,000 of the training images, 100 epochs',
+    ),
+    'regime-readings': dict(
+        REGIME,
+        methods=['pls'],
+        variants=[{'detach_head': True}, {'alternation': 'random'}, {'weight_decay': 1e-4}],
+        doc="regime study, readings: PLS with the head's gradient stopped, random alternation, weight decay 1e-4",
+    ),
+    'regime-lr': dict(
+        REGIME,
+        seeds=range(1),
+        epochs=10,
+        holdout=0.1,
+        variants=[{'lr': lr} for lr in (0.01, 0.02, 0.05, 0.1, 0.2)],
+        doc='regime study, learning rate: each method on a 10% validation split, lr 0.01-0.2, 10 epochs, seed 0',
+    ),
+    'regime-capacity': dict(
+        REGIME,
+        models=['small-cnn-g3-w64'],
+        doc='regime study, capacity axis: the small CNN four times wider (393k parameters), 15 epochs',
+    ),
+    'regime-budget': dict(
+        REGIME,
+        epochs=60,
+        doc='regime study, budget axis: 60 cosine epochs',
+    ),
     'cpu-tiny': dict(
         kind='cpu',
         datasets=['digits'],
@@ -178,17 +220,19 @@ def preset_runs(
                 for s in chosen:
                     if s not in mine and not (extra and s in (seeds or [])):
                         continue
-                    cfg = TrainConfig(
-                        dataset=d,
-                        model=mdl,
-                        method=m,
-                        seed=s,
-                        recipe=p['recipe'],
-                        epochs=epochs or p.get('epochs'),
-                        holdout=p.get('holdout', 0.0) if holdout is None else holdout,
-                        device=device,
-                    )
-                    runs.append(RunSpec(cfg, p.get('ood', '')))
+                    for v in p.get('variants', [{}]):
+                        cfg = TrainConfig(
+                            dataset=d,
+                            model=mdl,
+                            method=m,
+                            seed=s,
+                            recipe=p['recipe'],
+                            epochs=epochs or p.get('epochs'),
+                            holdout=p.get('holdout', 0.0) if holdout is None else holdout,
+                            device=device,
+                            **{**p.get('config', {}), **v},
+                        )
+                        runs.append(RunSpec(cfg, p.get('ood', '')))
     return runs
 
 # %% ../nbs/22_presets.ipynb #0331c751
@@ -204,10 +248,10 @@ def layout(name):
         'cpu-ablations': 'table3',
         'cpu-mnist-ablations': 'table3',
         'cpu-tiny': 'table1',
-    }.get(name, name)
+    }.get(name, 'table1' if name.startswith('regime') else name)
     several = len(p['models']) > 1
     cols = [(mdl, d, f"{mdl} {d}" if several else d) for mdl in p['models'] for d in p['datasets']]
-    methods = list(p['methods'])
+    methods = list(dict.fromkeys('_'.join([r.config.method] + variant_tags(r.config)) for r in preset_runs(name)))
     if ref == 'pls' and 'pls' not in methods:
         methods = ['pls'] + methods
     paper_model = None if p['kind'] == 'gpu' else R18

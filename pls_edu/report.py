@@ -13,15 +13,22 @@ import pls_edu
 from .metrics import mean_std, paired_ci_by_seed, bootstrap_diff, mcnemar
 
 # %% auto #0
-__all__ = ['NAMES', 'summary_rows', 'fmt_error', 'fmt_ci', 'fmt_p', 'format_grid', 'main_table', 'findings', 'paper_results',
-           'paper_value', 'paper_table', 'plot_fig3']
+__all__ = ['NAMES', 'run_label', 'summary_rows', 'fmt_error', 'fmt_ci', 'fmt_p', 'format_grid', 'main_table', 'findings',
+           'paper_results', 'paper_value', 'paper_table', 'plot_fig3']
 
 # %% ../nbs/13_report.ipynb #b38b9c34
+def run_label(r):
+    "A result's row name: its method, with the tags its run id adds (`pls_detach`, notebook 19)."
+    c, rid = r['config'], r.get('id') or ''
+    head = f"{c['dataset']}_{c['model']}_{c['method']}_s{c['seed']}"
+    return c['method'] + (rid[len(head):] if rid.startswith(head) else '')
+
+
 def _groups(results):
     groups = {}
     for r in results:
         c = r['config']
-        groups.setdefault((c['dataset'], c['model'], c['method']), []).append(r)
+        groups.setdefault((c['dataset'], c['model'], run_label(r)), []).append(r)
     return groups
 
 
@@ -55,7 +62,7 @@ def summary_rows(results, methods=None, ref='erm', error='final'):
     )
     rows = []
     for ds, model, m in keys:
-        if methods and m not in methods:
+        if methods and m not in methods and groups[ds, model, m][0]['config']['method'] not in methods:
             continue
         rs = groups[ds, model, m]
         base = groups.get((ds, model, ref), [])

@@ -16,23 +16,34 @@ from .methods import METHODS, get_method
 from .models import MODELS, build_model
 
 # %% auto #0
-__all__ = ['RESULT', 'LOGITS', 'CKPT', 'MODEL', 'LOG', 'RESULT_KEYS', 'run_id', 'run_dir', 'CorruptResultError', 'read_result',
-           'verify_file', 'verify_run', 'load_logits', 'predictions', 'load_run_model', 'collect', 'pack_labels',
-           'unpack_labels', 'write_summary', 'read_summary']
+__all__ = ['RESULT', 'LOGITS', 'CKPT', 'MODEL', 'LOG', 'RESULT_KEYS', 'variant_tags', 'run_id', 'run_dir', 'CorruptResultError',
+           'read_result', 'verify_file', 'verify_run', 'load_logits', 'predictions', 'load_run_model', 'collect',
+           'pack_labels', 'unpack_labels', 'write_summary', 'read_summary']
 
 # %% ../nbs/19_results.ipynb #f6875d41
 RESULT, LOGITS, CKPT, MODEL, LOG = 'result.json', 'logits.npz', 'checkpoint.pt', 'model.pt', 'run.log'
 RESULT_KEYS = ('config', 'history', 'final')
 
 # %% ../nbs/19_results.ipynb #09db0a3c
+def variant_tags(cfg):
+    "Tags for what a config (object or dict) sets apart from its recipe and the defaults: rate, decay, alternation, detach."
+    get = cfg.get if isinstance(cfg, dict) else lambda k: getattr(cfg, k, None)
+    tags = [f"{t}{get(k):g}" for k, t in (('lr', 'lr'), ('weight_decay', 'wd')) if get(k) is not None]
+    if get('alternation') not in (None, 'strict'):
+        tags.append(get('alternation'))
+    if get('detach_head'):
+        tags.append('detach')
+    return tags
+
+
 def run_id(cfg):
-    "The run's folder name, `<dataset>_<model>_<method>_s<seed>`, from validated names."
+    "The run's folder name, `<dataset>_<model>_<method>_s<seed>` and its `variant_tags`, from validated names."
     check_name('dataset', cfg.dataset, ALL_DATASETS)
     check_name('model', cfg.model, list(MODELS))
     check_name('method', cfg.method, list(METHODS))
     if not isinstance(cfg.seed, int) or isinstance(cfg.seed, bool) or cfg.seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {cfg.seed!r}")
-    return f"{cfg.dataset}_{cfg.model}_{cfg.method}_s{cfg.seed}"
+    return f"{cfg.dataset}_{cfg.model}_{cfg.method}_s{cfg.seed}" + ''.join(f"_{t}" for t in variant_tags(cfg))
 
 
 def run_dir(out, cfg):
@@ -163,6 +174,8 @@ def collect(out, ids=None, with_predictions=False, log=print):
             if with_predictions:
                 z, y = load_logits(f)
                 r = {**r, 'pred': z.argmax(1).numpy(), 'labels': y.numpy()}
+                if 'test_bn_recal_logits' in _npz(f).files:
+                    r['pred_bn_recal'] = load_logits(f, 'test_bn_recal')[0].argmax(1).numpy()
         except (CorruptResultError, FileNotFoundError, KeyError) as e:
             log(f"warning: skipped a damaged run: {e}")
             continue
@@ -191,22 +204,35 @@ def unpack_labels(p):
     return np.frombuffer(raw, np.uint8 if p['bits'] == 8 else '>u2').astype(np.int64)
 
 
+def _summary_run(r, k):
+    "One run of a summary: config, final metrics, curves, time and packed predictions (and the optional diagnostics)."
+    h = r.get('history', [])
+    out = {
+        'config': r['config'],
+        'final': r['final'],
+        'test_errors': [e['error'] for e in h],
+        'train_seconds': r.get('train_seconds'),
+        'pred': pack_labels(r['pred'], k),
+    }
+    if r.get('id'):
+        out['id'] = r['id']
+    if h and 'train_clean_error' in h[0]:
+        out['train_clean_errors'] = [e['train_clean_error'] for e in h]
+        out['train_clean_losses'] = [e['train_clean_loss'] for e in h]
+    if h and 'holdout_error' in h[0]:
+        out['holdout_errors'] = [e['holdout_error'] for e in h]
+    if r.get('pred_bn_recal') is not None:
+        out['pred_bn_recal'] = pack_labels(r['pred_bn_recal'], k)
+    return out
+
+
 def write_summary(path, results, meta=None):
     "Write the small summary of `results` (with `pred` and `labels`) to `path`, atomically; returns its size in bytes."
     labels = results[0]['labels']
     if any(not np.array_equal(r['labels'], labels) for r in results):
         raise ValueError("the runs were not scored on the same test images; a summary holds one set of labels")
     k = int(max(int(labels.max()), max(int(r['pred'].max()) for r in results)) + 1)
-    runs = [
-        {
-            'config': r['config'],
-            'final': r['final'],
-            'test_errors': [h['error'] for h in r.get('history', [])],
-            'train_seconds': r.get('train_seconds'),
-            'pred': pack_labels(r['pred'], k),
-        }
-        for r in results
-    ]
+    runs = [_summary_run(r, k) for r in results]
     doc = {
         **(meta or {}),
         'num_classes': k,
@@ -219,21 +245,16 @@ def write_summary(path, results, meta=None):
 
 
 def read_summary(path):
-    "The results of a summary file (config, final metrics, `pred`, `labels`, `test_errors`) and the file's metadata."
+    "The results of a summary file (config, final metrics, `pred`, `labels`, curves, diagnostics) and its metadata."
     doc = json.loads(Path(path).read_text())
     labels = unpack_labels(doc['labels'])
     if hashlib.sha256(labels.tobytes()).hexdigest() != doc['labels_sha256']:
         raise CorruptResultError(f"{path}: the packed test labels do not match their SHA-256", path)
-    res = [
-        {
-            'config': r['config'],
-            'final': r['final'],
-            'test_errors': r.get('test_errors', []),
-            'train_seconds': r.get('train_seconds'),
-            'pred': unpack_labels(r['pred']),
-            'labels': labels,
-        }
-        for r in doc['runs']
-    ]
+    res = []
+    for r in doc['runs']:
+        back = {**r, 'test_errors': r.get('test_errors', []), 'pred': unpack_labels(r['pred']), 'labels': labels}
+        if 'pred_bn_recal' in r:
+            back['pred_bn_recal'] = unpack_labels(r['pred_bn_recal'])
+        res.append(back)
     meta = {k: v for k, v in doc.items() if k not in ('runs', 'labels')}
     return res, meta

@@ -35,6 +35,7 @@ EXECUTION_FIELDS = (
     'workers',
     'eval_batch_size',
     'ts_mode',
+    'clean_train',
 )
 
 
@@ -178,6 +179,8 @@ def _data_record(data):
 def _write_outputs(t, d, spec, opts):
     "Write the run's logits (test, holdout, foreign images) and weights; returns their file records."
     arrays = {'test_logits': t.logits.numpy(), 'test_labels': t.labels.numpy()}
+    if t.bn_logits is not None:
+        arrays.update(test_bn_recal_logits=t.bn_logits.numpy(), test_bn_recal_labels=t.labels.numpy())
     if t.cfg.holdout:
         hl, hy = t.predict_split('holdout')
         arrays.update(holdout_logits=hl.numpy(), holdout_labels=hy.numpy())

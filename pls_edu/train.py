@@ -4,14 +4,14 @@
 
 # %% ../nbs/09_train.ipynb #b2844d1b
 from __future__ import annotations
-import dataclasses, math, threading, time
+import copy, dataclasses, math, threading, time
 from dataclasses import dataclass, asdict
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .data import with_holdout
+from .data import with_holdout, with_train_subset
 from .head import target_profile
 from .loaders import DeviceLoader, baseline_loader
 from .methods import get_method, method_batch, method_loss
@@ -24,7 +24,7 @@ from .temperature import ece_at_temperatures, fixed_temperature_curve
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'PRECISIONS', 'ALTERNATIONS', 'TS_MODES', 'STOP', 'CPU_REPRO_ENV',
            'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'make_sgd', 'make_schedule', 'Trainer',
-           'Interrupted', 'train', 'soft_target_profile']
+           'Interrupted', 'train', 'recalibrate_bn', 'soft_target_profile']
 
 # %% ../nbs/09_train.ipynb #f862f626
 RECIPES = {
@@ -101,6 +101,10 @@ class TrainConfig:
     augment: bool = True
     # fraction of train held out (fixed split) for temperature scaling
     holdout: float = 0.0
+    # train on a fixed stratified subset of this many training images (None: all)
+    train_subset: int | None = None
+    # score a fixed stratified subset of this many training images, clean, every epoch (0: off)
+    clean_train: int = 0
     # which temperature-scaled ECE a run reports: 'refit' or 'fixed' (paper)
     ts_mode: str | None = None
     device: str = 'cpu'
@@ -179,6 +183,10 @@ def resolved(self: TrainConfig):
                 f"unknown {k} {getattr(c, k)!r}; choose one of "
                 f"{[a for a in allowed if a]}"
             )
+    if c.train_subset is not None and c.train_subset < 1:
+        raise ValueError(f"train_subset must be a positive integer or None, got {c.train_subset!r}")
+    if c.clean_train < 0:
+        raise ValueError(f"clean_train must be a non-negative integer, got {c.clean_train!r}")
     if c.workers < 0:
         raise ValueError(
             f"workers must be a non-negative integer, got {c.workers!r}"
@@ -250,6 +258,8 @@ class Trainer:
         self.progress = progress
         self.method = get_method(c.method)
         self.data = with_holdout(data, c.holdout) if c.holdout else data
+        if c.train_subset:
+            self.data = with_train_subset(self.data, c.train_subset)
         self.device = torch.device(c.device)
         if c.batch_size < 2 and self.method.pairs != 'none':
             raise ValueError(
@@ -273,6 +283,7 @@ class Trainer:
         self.ts_fixed = None
         self.logits = None
         self.labels = None
+        self.bn_logits = None
         self.make_loaders()
 
 # %% ../nbs/09_train.ipynb #6001f8a5
@@ -335,6 +346,7 @@ def make_loaders(self: Trainer):
     self.eval_dls = {
         s: self.eval_loader(s) for s in ('test', 'holdout') if s in data.splits
     }
+    self.clean_dl = self.clean_loader() if c.clean_train else None
 
 
 @patch
@@ -485,6 +497,7 @@ def temperature_metrics(self: Trainer):
     ECE at every T of `TS_GRID`."""
     hl, hy = self.predict_split('holdout')
     grid = {
+        'holdout_error': summarize(hl, hy)['error'],
         'ece_grid': [
             round(v, 6)
             for v in ece_at_temperatures(self.logits, self.labels, TS_GRID)
@@ -543,6 +556,8 @@ def fit(self: Trainer, on_epoch=None):
             torch.cuda.synchronize(self.device)
         t_train = time.perf_counter() - t0
         m = self.evaluate()
+        if self.clean_dl is not None:
+            m.update(self.clean_metrics())
         if c.holdout:
             m.update(self.temperature_metrics())
         self.history.append(
@@ -567,6 +582,8 @@ def fit(self: Trainer, on_epoch=None):
         self.evaluate()
     if c.holdout:
         self.fix_temperature()
+    if self.clean_dl is not None:
+        self.bn_logits = self.bn_recalibrated_logits()
     return self.history
 
 
@@ -626,11 +643,76 @@ def final_metrics(self: Trainer):
     last = {k: v for k, v in self.history[-1].items() if k not in skip}
     best = min(self.history, key=lambda h: h['error'])
     out = {**last, 'best_error': best['error'], 'best_epoch': best['epoch']}
+    if self.bn_logits is not None:
+        bn = summarize(self.bn_logits, self.labels)
+        out.update(error_bn_recal=bn['error'], nll_bn_recal=bn['nll'])
     if self.cfg.holdout:
         out['ece_ts'] = last.get(f'ece_ts_{self.cfg.ts_mode}')
         out['T'] = self.history[-1].get('temperature')
         out['T_fixed_grid'] = self.ts_fixed['T_grid'] if self.ts_fixed else None
     return out
+
+# %% ../nbs/09_train.ipynb #bd01ff15
+@patch
+def clean_loader(self: Trainer):
+    "A loader over a fixed stratified `cfg.clean_train` of the training images, clean: no augmentation, no shuffle."
+    n = min(self.cfg.clean_train, len(self.data.y_train))
+    clean = with_train_subset(self.data, n)
+    return DeviceLoader(
+        clean,
+        'train',
+        min(self.cfg.eval_batch_size, n),
+        self.device,
+        augment=False,
+        shuffle=False,
+        channels_last=self.cfg.channels_last,
+    )
+
+
+@patch
+def clean_metrics(self: Trainer):
+    "Error (%) and cross-entropy of the current model on the clean training subset."
+    with self.autocast():
+        z, y = predict(self.model, self.clean_dl)
+    m = summarize(z, y)
+    return {'train_clean_error': m['error'], 'train_clean_loss': m['nll']}
+
+# %% ../nbs/09_train.ipynb #70e9ba5a
+class _Reached(Exception):
+    "Raised by a hook to stop a forward pass at the layer whose input it has read."
+
+
+@torch.no_grad()
+def recalibrate_bn(model, loader):
+    "A copy of `model` whose BatchNorm statistics are the exact per-channel mean and variance of their inputs on `loader`."
+    model = copy.deepcopy(model).eval()
+    for bn in [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]:
+        acc = []
+
+        def read(module, inputs):
+            v = inputs[0].double().transpose(0, 1).reshape(inputs[0].shape[1], -1)
+            acc.append((v.sum(1), (v * v).sum(1), v.shape[1]))
+            raise _Reached
+
+        hook = bn.register_forward_pre_hook(read)
+        for x, _ in loader:
+            try:
+                model(x)
+            except _Reached:
+                pass
+        hook.remove()
+        s, s2, n = (sum(a) for a in zip(*acc))
+        mean = s / n
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_((s2 - n * mean * mean) / (n - 1))
+    return model
+
+
+@patch
+def bn_recalibrated_logits(self: Trainer):
+    "Test logits of the model with its BatchNorm statistics recomputed on the clean training subset."
+    with self.autocast():
+        return predict(recalibrate_bn(self.model, self.clean_dl), self.eval_dls['test'])[0]
 
 # %% ../nbs/09_train.ipynb #2770d97e
 @torch.no_grad()

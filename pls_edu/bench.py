@@ -88,8 +88,8 @@ class PlainLoop:
 
 
 def bench_mnist(data_root='data', steps=100, rounds=3, threads=1):
-    "Images/s of ERM on real MNIST through the device loader (with and without the crop), the DataLoader baseline"
-    " and a plain loop, with their ratios, and PLS's step time over ERM's on the device loader."
+    """Images/s of ERM on real MNIST through the device loader (with and without the crop), the DataLoader
+    baseline and a plain loop, with their ratios, and PLS's step time over ERM's on the device loader."""
     try:
         data = load_dataset('mnist', data_root)
     except DatasetError as e:

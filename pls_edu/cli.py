@@ -21,7 +21,7 @@ from .runs import run_one, RunInterrupted
 from .slurm import write_manifest, write_sbatch, load_manifest, task_time, GPU_REQUESTS
 from .spec import RunSpec, RunOptions, ENGINES, OOD_SOURCES
 from .sweep import run_sweep, execute_run, stop_and_forward, format_summary
-from .sweep import write_tables, sweep_status, format_status, bench_papermill
+from .sweep import write_tables, sweep_status, format_status, bench_papermill, preset_summary
 from .train import TrainConfig, RECIPES, SCHEDULES, LOADERS, PRECISIONS, ALTERNATIONS, TS_MODES
 
 # %% auto #0
@@ -189,6 +189,10 @@ def parser():
         choices=['final', 'best'],
         help="which epoch's error: final (the default) or best (chosen on test, so optimistic)",
     )
+    sm = sub.add_parser('summary', help="write a finished preset's small summary file, to commit (nbs/measured/)")
+    _add_narrowing(sm)
+    sm.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
+    sm.add_argument('--runs-at-a-time', type=int, default=None, help='how many runs ran side by side, for the record')
     t = sub.add_parser('status', help='finished, running (where), interrupted, failed (why) and missing runs')
     _add_narrowing(t)
     t.add_argument('--lease-s', type=float, default=None, help='a lease older than this is not live (default: 300)')
@@ -197,7 +201,7 @@ def parser():
 
 
 def main(argv=None):
-    "`pls-sweep list | check | plan | run | slurm | run-index | status | aggregate | bench`."
+    "`pls-sweep list | check | plan | run | slurm | run-index | status | aggregate | summary | bench`."
     p = parser()
     a = p.parse_args(argv)
     try:
@@ -306,6 +310,9 @@ def _dispatch(a):
         for c in w['corrupt']:
             print(f"warning: skipped a damaged run: {c} (rerun the preset to train it again)")
         print(f"{w['runs']} of {w['expected']} runs finished\n" + w['markdown'])
+    elif a.cmd == 'summary':
+        size = preset_summary(a.preset, out, a.to, a.runs_at_a_time, **_narrowing(a))
+        print(f"{a.preset}: {len(runs)} runs summarized in {a.to} ({size / 1e3:.0f} kB)")
     elif a.cmd == 'status':
         print(format_status(sweep_status(runs, out, a.lease_s)))
 
@@ -326,6 +333,8 @@ FIELD_HELP = {
     'pairing': ('how midpoint partners are drawn', PAIRINGS),
     'augment': ('random crop (and flip) of the images', None),
     'holdout': ('share of the training split held out for temperature scaling', None),
+    'train_subset': ('train on a fixed stratified subset of this many training images', None, 'all of them'),
+    'clean_train': ('score a fixed stratified subset of this many training images, clean, after each epoch', None),
     'ts_mode': ('which temperature-scaled ECE the run reports', TS_MODES),
     'device': ('device: cpu, cuda or cuda:N', None),
     'precision': ('training precision', PRECISIONS, 'bf16 on a GPU, fp32 on a CPU'),

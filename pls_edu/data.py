@@ -158,29 +158,38 @@ def with_holdout(data, frac, seed=0):
 
 # %% ../nbs/00_data.ipynb #2e2735a7
 def stratified_subset(labels, n, seed=0):
-    "Exactly `n` sorted indices of `labels`, each class in proportion (largest remainder), fixed by `seed`."
+    """Exactly `n` sorted indices of `labels`, each class in proportion (largest
+    remainder), fixed by `seed`."""
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
     if not 0 < n <= len(labels):
-        raise ValueError(f"a subset of {n} images is not possible from {len(labels)}; allowed 1..{len(labels)}")
+        raise ValueError(
+            f"a subset of {n} images is not possible from {len(labels)}; "
+            f"allowed 1..{len(labels)}"
+        )
     share = counts * n / len(labels)
     take = np.floor(share).astype(int)
     take[np.argsort(take - share, kind='stable')[: n - take.sum()]] += 1
     rng = np.random.default_rng(seed)
-    idx = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, take)]
+    idx = [
+        rng.permutation(np.flatnonzero(labels == c))[:k]
+        for c, k in zip(classes, take)
+    ]
     return np.sort(np.concatenate(idx))
 
 
 def with_train_subset(data, n, seed=0):
-    "A copy of `data` whose train split keeps a fixed stratified `n` of its images (`stratified_subset`)."
+    """A copy of `data` whose train split keeps a fixed stratified `n` of its
+    images (`stratified_subset`)."""
     have, k = len(data.y_train), data.num_classes
     if not k <= n <= have:
         raise ValueError(
-            f"train_subset {n} is not possible for {data.name}: it must be at least its {k} classes "
-            f"and at most its {have} training images"
+            f"train_subset {n} is not possible for {data.name}: it must be at "
+            f"least its {k} classes and at most its {have} training images"
         )
     keep = torch.from_numpy(stratified_subset(data.y_train.numpy(), n, seed))
-    return dataclasses.replace(data, x_train=data.x_train[keep], y_train=data.y_train[keep])
+    x, y = data.x_train[keep], data.y_train[keep]
+    return dataclasses.replace(data, x_train=x, y_train=y)
 
 # %% ../nbs/00_data.ipynb #e4f61544
 def _from_arrays(name, x, y, test_frac, seed, pad=0, flip=False):

@@ -90,12 +90,14 @@ FALLBACK_S_PER_IMAGE = {  # seconds per training image, per shape; other shapes 
         'resnet50': {'3x32x32': 1.5e-3},
         'small-cnn': {'3x32x32': 2e-5},
         'small-cnn-g3': {'3x32x32': 2e-5},
+        'small-cnn-g3-w64': {'3x32x32': 8e-5},
     },
     'cpu': {
         'preact-resnet18': {'3x32x32': 4e-2},
         'resnet50': {'3x32x32': 1.2e-1},
         'small-cnn': {'1x8x8': 2.5e-4, '1x28x28': 4.2e-4},
         'small-cnn-g3': {'1x28x28': 4.2e-4},
+        'small-cnn-g3-w64': {'1x28x28': 2.0e-3},  # a probe: about 2 minutes per MNIST epoch on one thread
     },
 }
 EVAL_FACTOR = 1 / 3
@@ -147,7 +149,9 @@ def estimate_run(cfg, kind='gpu', timings=None):
     spec = REGISTRY[c.dataset]
     s, src = s_per_image(c.model, spec.shape, kind, timings)
     method = (timings or {}).get('pls_over_erm', 1.05) if c.method.startswith('pls') else 1.0
-    return c.epochs * s * (spec.n_train * method + EVAL_FACTOR * spec.n_test), src
+    n_train = c.train_subset or spec.n_train
+    n_eval = spec.n_test + min(c.clean_train, n_train)  # the test split, and the clean training subset if any
+    return c.epochs * s * (n_train * method + EVAL_FACTOR * n_eval), src
 
 # %% ../nbs/26_preflight.ipynb #2dc8ecfb
 def plan(runs, kind='gpu', timings=None, n_devices=1):

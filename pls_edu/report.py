@@ -18,7 +18,8 @@ __all__ = ['NAMES', 'run_label', 'summary_rows', 'fmt_error', 'fmt_ci', 'fmt_p',
 
 # %% ../nbs/13_report.ipynb #b38b9c34
 def run_label(r):
-    "A result's row name: its method, with the tags its run id adds (`pls_detach`, notebook 19)."
+    """A result's row name: its method, with the tags its run id adds
+    (`pls_detach`, notebook 19)."""
     c, rid = r['config'], r.get('id') or ''
     head = f"{c['dataset']}_{c['model']}_{c['method']}_s{c['seed']}"
     return c['method'] + (rid[len(head):] if rid.startswith(head) else '')
@@ -62,7 +63,8 @@ def summary_rows(results, methods=None, ref='erm', error='final'):
     )
     rows = []
     for ds, model, m in keys:
-        if methods and m not in methods and groups[ds, model, m][0]['config']['method'] not in methods:
+        method = groups[ds, model, m][0]['config']['method']
+        if methods and m not in methods and method not in methods:
             continue
         rs = groups[ds, model, m]
         base = groups.get((ds, model, ref), [])

@@ -26,7 +26,8 @@ RESULT_KEYS = ('config', 'history', 'final')
 
 # %% ../nbs/19_results.ipynb #09db0a3c
 def variant_tags(cfg):
-    "Tags for what a config (object or dict) sets apart from its recipe and the defaults: rate, decay, alternation, detach."
+    """Tags for what a config (object or dict) sets apart from its recipe and the defaults:
+    rate, decay, alternation, detach."""
     get = cfg.get if isinstance(cfg, dict) else lambda k: getattr(cfg, k, None)
     tags = [f"{t}{get(k):g}" for k, t in (('lr', 'lr'), ('weight_decay', 'wd')) if get(k) is not None]
     if get('alternation') not in (None, 'strict'):

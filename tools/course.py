@@ -66,6 +66,7 @@ COURSE = [
     ('31_cli', 'scale', 'the command lines: pls-sweep, pls-train, pls-data'),
     ('32_mnist', 'scale', "the paper's MNIST column, Tables 3-4 and Fig. 3 on real MNIST, measured"),
     ('33_course', 'scale', 'this course: executed outputs, the freshness check, the site, the architecture'),
+    ('34_regime', 'scale', "can a CPU test the paper's claim? a pre-registered regime study on real MNIST, Mixup as control"),
 ]
 MODULE_ORDER = [
     'data',
@@ -97,6 +98,7 @@ MODULE_ORDER = [
     'bench',
     'gpucheck',
     'cli',
+    'regime',
 ]
 
 
@@ -707,6 +709,7 @@ def readme_sections():
     mnist_table = (
         next((t for t in _outputs('32_mnist', 'markdown') if t.startswith('| method | MNIST')), '') if has32 else ''
     )
+    verdict = next((t for t in _outputs('34_regime', 'markdown') if t.startswith('**Verdict')), '(not executed yet)')
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     main_s = times.get('13_report.ipynb')
     main_time = (
@@ -728,6 +731,7 @@ def readme_sections():
         'cross-cpu': cpus,
         'mnist-table': mnist_table.strip(),
         'mnist-findings': mnist.strip(),
+        'regime': verdict.strip() + '\n\n![the regime study](nbs/images/regime.png)',
         'method': rows('method'),
         'scale': rows('scale'),
         'faults': faults,

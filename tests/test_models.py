@@ -71,6 +71,6 @@ def test_features_and_shapes(arch, feat, shape):
 def test_unknown_model_lists_choices():
     with pytest.raises(
         ValueError,
-        match=r"unknown model 'wrn'; choose one of \['small-cnn', 'small-cnn-g3', 'preact-resnet18', 'resnet50'\]",
+        match=r"unknown model 'wrn'; choose one of \['small-cnn', 'small-cnn-g3', 'small-cnn-g3-w64', 'preact-resnet18', 'resnet50'\]",
     ):
         build_model('wrn', 3, 10)

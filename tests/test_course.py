@@ -15,6 +15,7 @@ import course  # noqa: E402  (tools/course.py: development tooling, not part of 
 
 NBS = course.NBS
 TEACHING = [n for n, track, _ in course.COURSE if track == 'method']
+EVIDENCE = ['32_mnist', '34_regime']  # the real-MNIST results, with exercises on the committed files
 
 
 def nb(name):
@@ -88,7 +89,19 @@ def test_teaching_notebooks_are_shaped_as_lessons(name):
 def test_enough_exercises_with_checked_solutions():
     n = sum(len(re.findall(r'^\d+\. ', md(name).split('## Exercises', 1)[1], re.M)) for name in TEACHING)
     assert n >= 45, n
-    assert {p.stem.removesuffix('_solutions') for p in (NBS / 'solutions').glob('*.ipynb')} == set(TEACHING)
+    assert {p.stem.removesuffix('_solutions') for p in (NBS / 'solutions').glob('*.ipynb')} == set(TEACHING + EVIDENCE)
+
+
+def test_the_evidence_has_exercises_on_the_committed_results():
+    "At least six exercises on the evidence, each answered from `nbs/measured/` and checked against the library."
+    n = 0
+    for name in EVIDENCE:
+        ex = md(name).split('## Exercises', 1)[1]
+        n += len(re.findall(r'^\d+\. ', ex, re.M))
+        assert f'(solutions/{name}_solutions.ipynb)' in ex
+        src = '\n'.join(c.source for c in code_cells(NBS / 'solutions' / f'{name}_solutions.ipynb'))
+        assert "Path('../measured')" in src and 'def check_' in src
+    assert n >= 6, n
 
 
 TRIVIAL = [

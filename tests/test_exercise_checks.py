@@ -4,6 +4,7 @@ The checks are the `def check_...` cells of the solution notebooks; each test ru
 check cells, then feeds each check the mistake a student is likely to make."""
 
 import math
+import os
 import re
 from pathlib import Path
 
@@ -24,7 +25,12 @@ def checks(name):
     "The namespace of solution notebook `name` after its import cell and its cells that define checks."
     cells = _code(name)
     ns = {}
-    exec(cells[0], ns)
+    here = os.getcwd()
+    os.chdir(SOLUTIONS)  # as the notebook runs: its relative paths start at nbs/solutions
+    try:
+        exec(cells[0], ns)
+    finally:
+        os.chdir(here)
     for src in cells[1:]:
         if src.startswith('def ') and re.search(r'^def check_\d+\(', src, re.M):
             exec(src, ns)
@@ -41,6 +47,8 @@ COVERED = {
     '10_conservative': ['check_2'],
     '11_calibration': ['check_2', 'check_3'],
     '14_explore': ['check_1', 'check_3'],
+    '32_mnist': ['check_1', 'check_2', 'check_3'],
+    '34_regime': ['check_1', 'check_2', 'check_3'],
 }
 
 
@@ -236,3 +244,75 @@ def test_14_uls_weight_and_test_ece_temperature():
         ns['check_3'](T_hold, T_hold, test, holdout)
     with pytest.raises(AssertionError):  # the test ECE's best given as the holdout's fit
         ns['check_3'](best, best * 1.1, test, holdout)
+
+
+# the exercises on the evidence: committed summaries, checked against what the library makes of them
+
+
+def test_32_row_mcnemar_and_interval_by_hand():
+    ns = checks('32_mnist')
+    errs = np.array(list(ns['final_errors'](ns['raw'], 'pls').values()))
+    ns['check_1'](errs.mean(), errs.std(ddof=1))
+    with pytest.raises(AssertionError):  # the population sd
+        ns['check_1'](errs.mean(), errs.std())
+    best = [r['final']['best_error'] for r in ns['raw']['runs'] if r['config']['method'] == 'pls']
+    with pytest.raises(AssertionError):  # the best epoch's errors
+        ns['check_1'](np.mean(best), errs.std(ddof=1))
+    run = {r['config']['method']: r for r in ns['abl']}
+    a, b = (run[m]['pred'] == run[m]['labels'] for m in ('pls-w0.2', 'pls-w0.3'))
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    binom = ns['stats'].binomtest
+    p = binom(only_a, only_a + only_b, 0.5).pvalue
+    ns['check_2'](only_a, only_b, p)
+    with pytest.raises(AssertionError):  # the two counts swapped
+        ns['check_2'](only_b, only_a, p)
+    with pytest.raises(AssertionError):  # a one-sided p
+        ns['check_2'](only_a, only_b, binom(only_a, only_a + only_b, 0.5, alternative='greater').pvalue)
+    e_pls, e_erm = ns['final_errors'](ns['raw'], 'pls'), ns['final_errors'](ns['raw'], 'erm')
+    d = np.array([e_pls[s] - e_erm[s] for s in sorted(e_pls)])
+    t_half = ns['stats'].t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    ns['check_3'](d.mean() - t_half, d.mean() + t_half)
+    z_half = 1.96 * d.std(ddof=1) / math.sqrt(3)
+    with pytest.raises(AssertionError):  # 1.96 instead of Student's t
+        ns['check_3'](d.mean() - z_half, d.mean() + z_half)
+    unpaired = 4.30 * math.sqrt(np.var(list(e_pls.values()), ddof=1) / 3 + np.var(list(e_erm.values()), ddof=1) / 3)
+    with pytest.raises(AssertionError):  # not paired by seed
+        ns['check_3'](d.mean() - unpaired, d.mean() + unpaired)
+
+
+def test_34_seeds_needed_bn_and_a_reading():
+    ns = checks('34_regime')
+    stats = ns['stats']
+    g = ns['difference'](ns['data'], 'mixup', 'erm')
+    sd = (g['by_seed'][1] - g['diff']) * math.sqrt(3) / stats.t.ppf(0.975, 2)
+    n = next(m for m in range(2, 1000) if stats.t.ppf(0.975, m - 1) * sd / math.sqrt(m) < abs(g['diff']))
+    way = 'worse' if g['diff'] > 0 else 'better'
+    ns['check_1'](n, way)
+    z_n = next(m for m in range(2, 1000) if 1.96 * sd / math.sqrt(m) < abs(g['diff']))
+    assert z_n != n
+    for wrong in ((z_n, way), (n - 1, way), (n, 'better' if way == 'worse' else 'worse')):
+        with pytest.raises(AssertionError):
+            ns['check_1'](*wrong)
+    runs = [r for r in ns['data'] if r['config']['method'] == 'pls']
+    d = np.array([r['final']['error_bn_recal'] - r['final']['error'] for r in runs])
+    half = stats.t.ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    by_seed = (d.mean() - half, d.mean() + half)
+    passed = []
+    for v in ('worse', 'better', 'within noise'):
+        try:
+            ns['check_2'](by_seed, v)
+            passed.append(v)
+        except AssertionError:
+            pass
+    assert len(passed) == 1, passed  # exactly one verdict is right
+    with pytest.raises(AssertionError):  # the interval with z
+        z = 1.96 * d.std(ddof=1) / math.sqrt(3)
+        ns['check_2']((d.mean() - z, d.mean() + z), passed[0])
+    g = ns['difference'](ns['pool'], 'pls_detach', 'pls')
+    truth = ns['reading_verdict'](g['class'], ns['difference'](ns['pool'], 'pls_detach', 'erm')['class'])
+    ns['check_3'](g['by_seed'], truth)
+    for wrong in ({'responsible', 'helps', 'hurts', 'within noise'} - {truth}):
+        with pytest.raises(AssertionError):
+            ns['check_3'](g['by_seed'], wrong)
+    with pytest.raises(AssertionError):  # against ERM instead of PLS
+        ns['check_3'](ns['difference'](ns['pool'], 'pls_detach', 'erm')['by_seed'], truth)

@@ -46,7 +46,7 @@ def small_cnn_g3(in_channels=1):
 
 def small_cnn_g3_w64(in_channels=1):
     """`small-cnn-g3` four times wider (64, 128 and 256 channels): the regime
-    study's capacity axis (notebook 34)."""
+    study's capacity axis (notebook 16)."""
     return SmallCNN(in_channels, width=64, grid=3)
 
 # %% ../nbs/05_models.ipynb #5e4affbb

@@ -104,7 +104,7 @@ def _screenshot(driver, path):
 
 
 def _course_pages():
-    pages = ['index.html'] + [f'{n}.html' for t in ('method', 'scale') for n, tr, _ in course.COURSE if tr == t]
+    pages = ['index.html'] + [f'{n}.html' for n, *_ in course.COURSE]
     pages += [f'solutions/{n}_solutions.html' for n, *_ in course.COURSE if course.solutions(n)]
     return pages + ['api/index.html'] + [f'api/{m}.html' for m in course.MODULE_ORDER]
 
@@ -138,10 +138,10 @@ def test_every_page_loads_whole_and_clean(site, browser):
 
 
 def test_teaching_code_fits_the_page_at_1280_pixels(site, browser):
-    "On every page of the method track, no code block needs a horizontal scroll bar in a 1280-pixel-wide window."
+    "On every lesson with exercises, no code block needs a horizontal scroll bar in a 1280-pixel-wide window."
     cut = []
     for n, track, _ in course.COURSE:
-        if track != 'method':
+        if n not in course.LESSONS:
             continue
         for page in (f'{n}.html', f'solutions/{n}_solutions.html'):
             browser.get(site + page)
@@ -172,12 +172,13 @@ def test_equations_render_and_the_sidebar_follows_the_course(site, browser):
         "return [...document.querySelectorAll('nav.bd-docs-nav a.reference.internal')].map(a => a.getAttribute('href'))"
     )
     order = [h.split('#')[0].rsplit('/', 1)[-1].removesuffix('.html') for h in links]
-    want = [n for t in ('method', 'scale') for n, tr, _ in COURSE if tr == t]
+    want = [n for n, *_ in COURSE]
     assert [o for o in order if o in want] == want, order
     captions = browser.execute_script(
         "return [...document.querySelectorAll('nav.bd-docs-nav p.caption')].map(p => p.textContent.trim())"
     )
-    assert captions[:2] == ['The method', 'Scale and reproduction'], captions
+    parts = course.COURSE_PART + ('library',)
+    assert captions[: len(parts)] == [course.TRACKS[t] for t in parts], captions
     _screenshot(browser, SHOTS / 'home.png')
     browser.get(site + '03_head.html')
     _screenshot(browser, SHOTS / '03_head.png')
@@ -185,12 +186,12 @@ def test_equations_render_and_the_sidebar_follows_the_course(site, browser):
 
 
 def test_explorers_in_jupyterlab(browser, tmp_path):
-    "JupyterLab on 127.0.0.1 with a token: run 14_explore, move a slider in the page, and see the figure redrawn."
+    "JupyterLab on 127.0.0.1 with a token: run 13_explore, move a slider in the page, and see the figure redrawn."
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
-    shutil.copy(ROOT / 'nbs' / '14_explore.ipynb', tmp_path / '14_explore.ipynb')
+    shutil.copy(ROOT / 'nbs' / '13_explore.ipynb', tmp_path / '13_explore.ipynb')
     port, token = _free_port(), 'pls-browser-test'
     env = {
         **os.environ,
@@ -219,7 +220,7 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
     )
     try:
         _wait_http(f'http://127.0.0.1:{port}/api/status?token={token}', timeout=90)
-        browser.get(f'http://127.0.0.1:{port}/lab/tree/14_explore.ipynb?token={token}')
+        browser.get(f'http://127.0.0.1:{port}/lab/tree/13_explore.ipynb?token={token}')
         wait = WebDriverWait(browser, 120)
         wait.until(lambda d: d.execute_script("return document.querySelectorAll('.jp-Notebook .jp-Cell').length") > 5)
         wait.until(
@@ -263,3 +264,20 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(lab.pid, 9)
             lab.wait()
+
+
+def test_next_links_walk_the_course_from_its_first_page_to_the_capstone(site, browser):
+    "A student who follows 'next' from the first page reads every course notebook in order and reaches the capstone."
+    course_pages = [n for n, t, _ in course.COURSE if t in course.COURSE_PART]
+    seen = []
+    browser.get(site + f'{course_pages[0]}.html')
+    for _ in range(len(course_pages) + 1):
+        seen.append(browser.current_url.split('#')[0].rsplit('/', 1)[-1].removesuffix('.html'))
+        if seen[-1] == course_pages[-1]:
+            break
+        nxt = browser.execute_script("const a = document.querySelector('a.right-next'); return a && a.href")
+        assert nxt, f"{seen[-1]} has no next link"
+        browser.get(nxt)
+    assert seen == course_pages, seen
+    prev = browser.execute_script("const a = document.querySelector('a.left-prev'); return a && a.href")
+    assert prev and prev.split('#')[0].endswith(f'{course_pages[-2]}.html'), prev

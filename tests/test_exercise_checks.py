@@ -46,9 +46,9 @@ COVERED = {
     '09_train': ['check_2', 'check_3', 'check_4'],
     '10_conservative': ['check_2'],
     '11_calibration': ['check_2', 'check_3'],
-    '14_explore': ['check_1', 'check_3'],
-    '32_mnist': ['check_1', 'check_2', 'check_3'],
-    '34_regime': ['check_1', 'check_2', 'check_3'],
+    '13_explore': ['check_1', 'check_3'],
+    '15_mnist': ['check_1', 'check_2', 'check_3'],
+    '16_regime': ['check_1', 'check_2', 'check_3'],
 }
 
 
@@ -226,7 +226,7 @@ def test_11_each_temperature_fits_its_own_holdout():
 
 
 def test_14_uls_weight_and_test_ece_temperature():
-    ns = checks('14_explore')
+    ns = checks('13_explore')
     u, K = ns['default_u'](), 10
     q = (ns['one_hot'](torch.tensor([3]), K) + ns['one_hot'](torch.tensor([7]), K)) / 2
     gold = float(ns['pls_targets'](q, u[None], 0.5)[0, 3])
@@ -250,7 +250,7 @@ def test_14_uls_weight_and_test_ece_temperature():
 
 
 def test_32_row_mcnemar_and_interval_by_hand():
-    ns = checks('32_mnist')
+    ns = checks('15_mnist')
     errs = np.array(list(ns['final_errors'](ns['raw'], 'pls').values()))
     ns['check_1'](errs.mean(), errs.std(ddof=1))
     with pytest.raises(AssertionError):  # the population sd
@@ -281,7 +281,7 @@ def test_32_row_mcnemar_and_interval_by_hand():
 
 
 def test_34_seeds_needed_bn_and_a_reading():
-    ns = checks('34_regime')
+    ns = checks('16_regime')
     stats = ns['stats']
     g = ns['difference'](ns['data'], 'mixup', 'erm')
     sd = (g['by_seed'][1] - g['diff']) * math.sqrt(3) / stats.t.ppf(0.975, 2)

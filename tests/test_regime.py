@@ -19,7 +19,7 @@ from pls_edu.runs import run_one
 from pls_edu.train import TrainConfig, Trainer, recalibrate_bn
 
 ROOT = Path(__file__).resolve().parent.parent
-NB = ROOT / 'nbs' / '34_regime.ipynb'
+NB = ROOT / 'nbs' / '16_regime.ipynb'
 
 
 def test_train_subset_is_stratified_fixed_and_the_same_for_every_method(digits):
@@ -133,7 +133,7 @@ def test_the_rules_were_committed_before_any_result_of_the_study():
     "The commit that registered the rules is an ancestor of every commit that added a study result."
     if not (ROOT / '.git').exists():
         pytest.skip('not a git checkout')
-    first = _git('log', '--reverse', '--format=%H', '-S', '## Pre-registration', '--', 'nbs/34_regime.ipynb').split()
+    first = _git('log', '--reverse', '--format=%H', '-S', '## Pre-registration', '--', 'nbs/16_regime.ipynb', 'nbs/34_regime.ipynb').split()
     assert first, 'no commit added the pre-registration'
     added = _git('log', '--format=%H', '--diff-filter=A', '--', 'nbs/measured/regime-*.json').split()
     for c in added:

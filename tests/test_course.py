@@ -378,18 +378,16 @@ def test_comparison_ignores_only_what_may_vary():
     assert course.comparable(c, mask_numbers=True)[0] == ('stream:stdout', 'a = #\nb')
 
 
-def test_a_failing_cell_is_named_with_its_line(tmp_path):
+def test_a_failing_cell_is_named_with_its_line(tmp_path, monkeypatch):
+    import nbrun  # tools/nbrun.py, where notebooks are executed
+
     p = tmp_path / 'broken.ipynb'
     n = nbformat.v4.new_notebook()
     n.cells = [nbformat.v4.new_markdown_cell('# t'), nbformat.v4.new_code_cell('x = 1\ny = 2\nassert x == y, "differ"')]
     nbformat.write(n, p)
-    old = course.NBS
-    course.NBS = tmp_path
-    try:
-        with pytest.raises(course.CellFailed) as e:
-            course.execute_notebook(p)
-    finally:
-        course.NBS = old
+    monkeypatch.setattr(nbrun, 'NBS', tmp_path)
+    with pytest.raises(course.CellFailed) as e:
+        course.execute_notebook(p)
     msg = str(e.value)
     assert msg.startswith('broken.ipynb cell 1 (id ')
     assert 'line 3: assert x == y, "differ" -> AssertionError: differ' in msg

@@ -1,6 +1,6 @@
 "The repository's own promises: settings, environment, README commands and CI agree with each other."
 
-import configparser, re, shlex
+import ast, configparser, re, shlex
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,3 +141,26 @@ def test_no_docstring_is_cut_short_by_a_stray_string():
     assert _stray_strings('def f():\n    "Whole."\n    return 1\n') == []
     bad = {p.name: _stray_strings(p.read_text()) for p in [*(ROOT / 'pls_edu').glob('*.py'), *(ROOT / 'tools').glob('*.py')]}
     assert not {k: v for k, v in bad.items() if v}
+
+
+def test_the_tools_import_one_another_without_a_cycle_and_stay_short():
+    "tools/: no module imports one that imports it back, directly or not, and none is over 400 lines."
+    tools = Path(__file__).resolve().parent.parent / 'tools'
+    names = {p.stem for p in tools.glob('*.py')}
+    deps = {}
+    for p in tools.glob('*.py'):
+        tree = ast.parse(p.read_text())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module)
+        deps[p.stem] = sorted(found & names - {p.stem})
+        assert len(p.read_text().splitlines()) <= 400, p.name
+
+    def reaches(a, b, seen=()):
+        return any(d == b or (d not in seen and reaches(d, b, seen + (d,))) for d in deps[a])
+
+    assert not [m for m in deps if reaches(m, m)], deps
+    assert deps['catalog'] == [] and 'course' not in {d for ds in deps.values() for d in ds}, deps

@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import course  # noqa: E402
+import catalog  # noqa: E402
+import nbrun  # noqa: E402
 
 from pls_edu.files import save_json  # noqa: E402
 from pls_edu.train import CPU_REPRO_ENV  # noqa: E402
 
-OUT = course.NBS / 'measured' / 'cross_cpu.json'
+OUT = catalog.NBS / 'measured' / 'cross_cpu.json'
 # qemu CPU models: vendor, and the widest vector instructions qemu 7.2 can run for them (its TCG has AVX2, not AVX-512)
 CPUS = {
     'Haswell-v4': ('Intel', 'Haswell, AVX2'),
@@ -45,7 +46,7 @@ def native_cpu():
 
 def env_for(name):
     "The kernels' environment with `CPU_REPRO_ENV` replaced by the variant `name`."
-    env = {k: v for k, v in course.kernel_env().items() if k not in CPU_REPRO_ENV}
+    env = {k: v for k, v in nbrun.kernel_env().items() if k not in CPU_REPRO_ENV}
     return {**env, **ENVS[name]}
 
 
@@ -53,7 +54,7 @@ def measure(model, env_name):
     "One fingerprint: on this CPU (`model` None) or under qemu-user's CPU `model`."
     prefix = () if model is None else ('qemu-x86_64', '-cpu', model)
     t0 = time.perf_counter()
-    fp = course.fingerprint(prefix, env_for(env_name)).split()[-1]
+    fp = nbrun.fingerprint(prefix, env_for(env_name)).split()[-1]
     return {'fingerprint': fp, 'seconds': round(time.perf_counter() - t0, 1)}
 
 
@@ -73,7 +74,7 @@ def cost(rounds=3):
     import statistics
     import subprocess
 
-    native = {k: v for k, v in course.kernel_env().items() if k not in CPU_REPRO_ENV}
+    native = {k: v for k, v in nbrun.kernel_env().items() if k not in CPU_REPRO_ENV}
     out = {'CPU_REPRO_ENV': [], 'native': []}
     for _ in range(rounds):
         for name, env in (('CPU_REPRO_ENV', env_for('CPU_REPRO_ENV')), ('native', native)):
@@ -110,7 +111,7 @@ def run(quick=False, log=print, with_cost=True):
             rec['cost'] = cost()
             log(f"CPU_REPRO_ENV / native training time: {rec['cost']['ratio']:.3f}")
         save_json(OUT, rec)
-        log(f"wrote {OUT.relative_to(course.ROOT)}")
+        log(f"wrote {OUT.relative_to(catalog.ROOT)}")
     return rec
 
 

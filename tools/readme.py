@@ -1,0 +1,145 @@
+"""The README's generated sections and the package's architecture (development only): the import floors computed from
+the sources, and every section rendered from what the notebooks printed, the tests state and the measured files."""
+
+from __future__ import annotations
+import ast, json, re
+
+import nbformat
+
+import cross_cpu
+from catalog import COURSE, COURSE_PART, MODULE_ORDER, NBS, PKG, ROOT, TIMES
+
+# ## The architecture: the import floors of the package
+
+
+def module_imports(pkg=PKG):
+    "For each module of the package, the other modules of the package it imports (from its source)."
+    mods = {p.stem: p for p in pkg.glob('*.py') if not p.stem.startswith('_')}
+    out = {}
+    for m, p in mods.items():
+        deps = set()
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                name = node.module.split('.')
+                if node.level == 1 and name[0] in mods:
+                    deps.add(name[0])
+                elif name[0] == 'pls_edu' and len(name) > 1 and name[1] in mods:
+                    deps.add(name[1])
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    parts = a.name.split('.')
+                    if parts[0] == 'pls_edu' and len(parts) > 1 and parts[1] in mods:
+                        deps.add(parts[1])
+        out[m] = sorted(deps - {m})
+    return out
+
+
+def floors(imports=None):
+    "The floor of each module: 1 for a module that imports no other, else one above the highest it imports."
+    imports = imports or module_imports()
+    memo = {}
+
+    def floor(m, seen=()):
+        if m in seen:
+            raise ValueError(f"import cycle: {' -> '.join(seen + (m,))}")
+        if m not in memo:
+            memo[m] = 1 + max((floor(d, seen + (m,)) for d in imports[m]), default=0)
+        return memo[m]
+
+    return {m: floor(m) for m in imports}
+
+
+def architecture_markdown():
+    "The README's architecture table: floors, modules, what each holds and what it imports."
+    imp = module_imports()
+    fl = floors(imp)
+    lines = ['| floor | module | what it holds | imports |', '|---|---|---|---|']
+    for m in sorted(imp, key=lambda m: (fl[m], MODULE_ORDER.index(m) if m in MODULE_ORDER else 99)):
+        doc = ast.get_docstring(ast.parse((PKG / f'{m}.py').read_text())) or ''
+        # the first sentence: a period before a capital ends it, 'eq. 4' and 'Fig. 7' do not
+        first = re.split(r'\.\s+(?=[A-Z`])', doc.split('\n\n')[0].replace('\n', ' '))[0].rstrip('.')
+        lines.append(f"| {fl[m]} | `{m}` | {first} | {', '.join(f'`{d}`' for d in imp[m]) or '—'} |")
+    return '\n'.join(lines)
+
+
+# ## The README, from what the course produced
+
+
+def _outputs(name, kind='stdout'):
+    nb = nbformat.read(NBS / f'{name}.ipynb', 4)
+    out = []
+    for c in nb.cells:
+        for o in c.get('outputs', []):
+            if kind == 'stdout' and o['output_type'] == 'stream' and o['name'] == 'stdout':
+                out.append(''.join(o['text']))
+            if kind == 'markdown' and 'text/markdown' in o.get('data', {}):
+                d = o['data']['text/markdown']
+                out.append(''.join(d) if isinstance(d, list) else d)
+    return out
+
+
+def _measured(name):
+    p = NBS / 'measured' / name
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def readme_sections():
+    "The generated parts of the README, by marker name."
+    table = next((t for t in _outputs('14_report') if t.startswith('method  ')), '')
+    analysis = next((t for t in _outputs('14_report') if t.startswith('method         runs fitted')), '')
+    findings = next((t for t in _outputs('14_report', 'markdown') if t.startswith('- **Conservative')), '')
+    rows = lambda tracks: '\n'.join(f"| [`{n}`](nbs/{n}.ipynb) | {what} |" for n, tr, what in COURSE if tr in tracks)
+    doc = (ROOT / 'tests' / 'test_faults.py').read_text().split('"""')[1]
+    faults = '\n'.join(l for l in doc.splitlines() if l.startswith('|'))
+    has32 = (NBS / '15_mnist.ipynb').exists()
+    # the last output that starts so is notebook 15's list of every finding
+    mnist = ([''] + [t for t in _outputs('15_mnist', 'markdown') if t.startswith('- **Table 1')])[-1] if has32 else ''
+    mnist_table = (
+        next((t for t in _outputs('15_mnist', 'markdown') if t.startswith('| method | MNIST')), '') if has32 else ''
+    )
+    verdict = next((t for t in _outputs('16_regime', 'markdown') if t.startswith('**Verdict')), '(not executed yet)')
+    times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
+    main_s = times.get('14_report.ipynb')
+    main_time = (
+        f"the whole of notebook 14, which trains the same 27 runs one after another on one thread, took {main_s} s"
+        if main_s
+        else 'not measured yet'
+    )
+    from pls_edu.bench import report
+
+    cpus = cross_cpu.markdown() if cross_cpu.OUT.exists() else '(not measured yet: python tools/cross_cpu.py)'
+    bench = _measured('bench.json')
+    bench_text = ('```\n' + '\n'.join(report(bench)) + '\n```') if bench else '(not measured yet: pls-bench --json)'
+    return {
+        'main-time': main_time,
+        'main-table': '```\n' + table.strip() + '\n```',
+        'main-analysis': '```\n' + analysis.strip() + '\n```',
+        'main-findings': findings.strip(),
+        'cross-cpu': cpus,
+        'mnist-table': mnist_table.strip(),
+        'mnist-findings': mnist.strip(),
+        'regime': verdict.strip() + '\n\n![the regime study](nbs/images/regime.png)',
+        'course': rows(COURSE_PART),
+        'library': rows(('library',)),
+        'faults': faults,
+        'architecture': architecture_markdown(),
+        'bench': bench_text,
+    }
+
+
+def update_readme(write=True):
+    "Rewrite the README's generated parts; returns the names of the parts that were out of date."
+    path = ROOT / 'README.md'
+    text = path.read_text()
+    stale = []
+    for name, body in readme_sections().items():
+        pat = re.compile(rf'<!-- course:{name} -->\n(.*?)<!-- /course:{name} -->', re.S)
+        m = pat.search(text)
+        if m is None:
+            raise ValueError(f"README.md has no <!-- course:{name} --> section")
+        if m.group(1) != body + '\n':
+            stale.append(name)
+            text = text[: m.start(1)] + body + '\n' + text[m.end(1) :]
+    if write and stale:
+        path.write_text(text)
+    return stale

@@ -124,8 +124,13 @@ def difference(results, label, ref, bn=False):
     ca, cb = np.stack([a[s][1] for s in seeds]), np.stack([b[s][1] for s in seeds])
     boot = bootstrap_diff(ca, cb, RULES['n_boot'], RULES['level'])
     by_seed, over_images = (ci['lo'], ci['hi']), (boot['lo'], boot['hi'])
-    return {'diff': ci['diff'], 'by_seed': by_seed, 'over_images': over_images, 'seeds': len(seeds),
-            'class': classify(by_seed, over_images)}
+    return {
+        'diff': ci['diff'],
+        'by_seed': by_seed,
+        'over_images': over_images,
+        'seeds': len(seeds),
+        'class': classify(by_seed, over_images),
+    }
 
 
 def error_of(results, label, bn=False):

@@ -22,7 +22,7 @@ def run_label(r):
     (`pls_detach`, notebook 22)."""
     c, rid = r['config'], r.get('id') or ''
     head = f"{c['dataset']}_{c['model']}_{c['method']}_s{c['seed']}"
-    return c['method'] + (rid[len(head):] if rid.startswith(head) else '')
+    return c['method'] + (rid[len(head) :] if rid.startswith(head) else '')
 
 
 def _groups(results):

@@ -507,7 +507,7 @@ def temperature_metrics(self: Trainer):
         'ece_grid': [
             round(v, 6)
             for v in ece_at_temperatures(self.logits, self.labels, TS_GRID)
-        ]
+        ],
     }
     try:
         T = fit_temperature(hl, hy)['T']

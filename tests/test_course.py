@@ -488,7 +488,7 @@ def first_unseeded_draw(sources):
             if kind == 'seed':
                 seeded = True
             elif not seeded:
-                return f"code cell {i}: {src[pos:pos + 40]!r}"
+                return f"code cell {i}: {src[pos : pos + 40]!r}"
     return None
 
 

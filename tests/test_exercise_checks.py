@@ -55,7 +55,9 @@ COVERED = {
 def test_every_check_in_the_solutions_has_a_wrong_answer_test():
     found = {}
     for p in sorted(SOLUTIONS.glob('*_solutions.ipynb')):
-        names = [m for src in _code(p.stem.removesuffix('_solutions')) for m in re.findall(r'^def (check_\d+)\(', src, re.M)]
+        names = [
+            m for src in _code(p.stem.removesuffix('_solutions')) for m in re.findall(r'^def (check_\d+)\(', src, re.M)
+        ]
         if names:
             found[p.stem.removesuffix('_solutions')] = names
     assert found == COVERED
@@ -311,7 +313,7 @@ def test_34_seeds_needed_bn_and_a_reading():
     g = ns['difference'](ns['pool'], 'pls_detach', 'pls')
     truth = ns['reading_verdict'](g['class'], ns['difference'](ns['pool'], 'pls_detach', 'erm')['class'])
     ns['check_3'](g['by_seed'], truth)
-    for wrong in ({'responsible', 'helps', 'hurts', 'within noise'} - {truth}):
+    for wrong in {'responsible', 'helps', 'hurts', 'within noise'} - {truth}:
         with pytest.raises(AssertionError):
             ns['check_3'](g['by_seed'], wrong)
     with pytest.raises(AssertionError):  # against ERM instead of PLS

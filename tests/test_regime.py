@@ -23,8 +23,10 @@ NB = ROOT / 'nbs' / '16_regime.ipynb'
 
 
 def test_train_subset_is_stratified_fixed_and_the_same_for_every_method(digits):
-    subsets = [Trainer(TrainConfig(method=m, seed=s, train_subset=200), digits, progress=False).data for m, s in
-               (('erm', 0), ('mixup', 1), ('pls', 2))]
+    subsets = [
+        Trainer(TrainConfig(method=m, seed=s, train_subset=200), digits, progress=False).data
+        for m, s in (('erm', 0), ('mixup', 1), ('pls', 2))
+    ]
     for d in subsets[1:]:
         assert torch.equal(d.x_train, subsets[0].x_train) and torch.equal(d.y_train, subsets[0].y_train)
     counts = torch.bincount(subsets[0].y_train, minlength=10).double()
@@ -36,11 +38,14 @@ def test_train_subset_is_stratified_fixed_and_the_same_for_every_method(digits):
     assert all(bytes(x.flatten().tolist()) in flat for x in subsets[0].x_train)
 
 
-@pytest.mark.parametrize('n,msg', [
-    (5000, 'train_subset 5000 is not possible for digits: it must be at least its 10 classes and at most its 1347'),
-    (9, 'train_subset 9 is not possible for digits: it must be at least its 10 classes'),
-    (0, 'train_subset must be a positive integer or None, got 0'),
-])
+@pytest.mark.parametrize(
+    'n,msg',
+    [
+        (5000, 'train_subset 5000 is not possible for digits: it must be at least its 10 classes and at most its 1347'),
+        (9, 'train_subset 9 is not possible for digits: it must be at least its 10 classes'),
+        (0, 'train_subset must be a positive integer or None, got 0'),
+    ],
+)
 def test_train_subset_refuses_a_size_it_cannot_give(digits, n, msg):
     with pytest.raises(ValueError, match=re.escape(msg)):
         Trainer(TrainConfig(train_subset=n), digits, progress=False)
@@ -54,8 +59,9 @@ def test_a_subset_the_size_of_the_classes_takes_one_image_of_each(digits):
 @pytest.fixture(scope='module')
 def tiny_run(real_root, tmp_path_factory):
     "A Mixup run on 600 real MNIST training images, 2 epochs, scoring 300 of them clean: through `run_one`, as a sweep."
-    cfg = TrainConfig(dataset='mnist', model='small-cnn-g3', method='mixup', epochs=2, train_subset=600,
-                      clean_train=300)
+    cfg = TrainConfig(
+        dataset='mnist', model='small-cnn-g3', method='mixup', epochs=2, train_subset=600, clean_train=300
+    )
     out = tmp_path_factory.mktemp('tiny')
     data = load_dataset('mnist', real_root)
     r = run_one(cfg, out, data)['result']
@@ -70,7 +76,8 @@ def test_clean_training_error_and_loss_are_recomputed_independently(tiny_run):
     # the clean images by hand: the training subset's own stratified 300, normalized as the loader does
     sub = with_train_subset(with_train_subset(data, 600), 300)
     x = (sub.x_train.double() / 255 - torch.tensor(data.mean).view(1, -1, 1, 1)) / torch.tensor(data.std).view(
-        1, -1, 1, 1)
+        1, -1, 1, 1
+    )
     t.model.eval()
     with torch.no_grad():
         z = t.model(x.float()).double()
@@ -133,7 +140,16 @@ def test_the_rules_were_committed_before_any_result_of_the_study():
     "The commit that registered the rules is an ancestor of every commit that added a study result."
     if not (ROOT / '.git').exists():
         pytest.skip('not a git checkout')
-    first = _git('log', '--reverse', '--format=%H', '-S', '## Pre-registration', '--', 'nbs/16_regime.ipynb', 'nbs/34_regime.ipynb').split()
+    first = _git(
+        'log',
+        '--reverse',
+        '--format=%H',
+        '-S',
+        '## Pre-registration',
+        '--',
+        'nbs/16_regime.ipynb',
+        'nbs/34_regime.ipynb',
+    ).split()
     assert first, 'no commit added the pre-registration'
     added = _git('log', '--format=%H', '--diff-filter=A', '--', 'nbs/measured/regime-*.json').split()
     for c in added:
@@ -144,8 +160,11 @@ def test_the_rules_were_committed_before_any_result_of_the_study():
 def test_the_verdict_reads_its_thresholds_from_the_registered_rules():
     "The verdict cells call the registered rules and write no threshold of their own."
     cells = [c for c in nbformat.read(NB, 4).cells if c.cell_type == 'code']
-    verdict = [c.source for c in cells if 'study_verdict(' in c.source and '#| export' not in c.source
-               and 'test_eq' not in c.source]
+    verdict = [
+        c.source
+        for c in cells
+        if 'study_verdict(' in c.source and '#| export' not in c.source and 'test_eq' not in c.source
+    ]
     assert verdict, 'no cell renders the verdict'
     for s in verdict:
         assert 'setting_verdict(' in s or 'verdicts' in s

@@ -45,6 +45,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
         'pip install',
         'nbdev_clean',
         'nbdev_export',
+        'tools/fmt.py --check',
         'pls-data mnist',
         'pip wheel',
         'venv/bin/pls-compare',
@@ -139,7 +140,10 @@ def test_no_docstring_is_cut_short_by_a_stray_string():
     "A string statement after a docstring is a docstring's second half that Python threw away (two did so)."
     assert _stray_strings('def f():\n    "First half,"\n    " second half."\n') == [(3, ' second half.')]
     assert _stray_strings('def f():\n    "Whole."\n    return 1\n') == []
-    bad = {p.name: _stray_strings(p.read_text()) for p in [*(ROOT / 'pls_edu').glob('*.py'), *(ROOT / 'tools').glob('*.py')]}
+    bad = {
+        p.name: _stray_strings(p.read_text())
+        for p in [*(ROOT / 'pls_edu').glob('*.py'), *(ROOT / 'tools').glob('*.py')]
+    }
     assert not {k: v for k, v in bad.items() if v}
 
 

@@ -40,7 +40,11 @@ COURSE = [
     ('13_explore', 'method', 'widgets: smoothing weights, any midpoint, a temperature dial'),
     ('14_report', 'evidence', 'the main job: Table 1 on digits; one aggregation, one formatter; what a table can say'),
     ('15_mnist', 'evidence', "the paper's MNIST column, Tables 3-4 and Fig. 3 on real MNIST, measured"),
-    ('16_regime', 'evidence', "can a CPU test the paper's claim? a pre-registered regime study on real MNIST, Mixup as control"),
+    (
+        '16_regime',
+        'evidence',
+        "can a CPU test the paper's claim? a pre-registered regime study on real MNIST, Mixup as control",
+    ),
     ('17_capstone', 'capstone', 'the whole method in one page: equations, code, defaults, and what reproduced'),
     ('18_files', 'library', 'one atomic write under every file the library writes'),
     ('19_datasets', 'library', "one registry of the datasets: the paper's six from their native files"),

@@ -20,7 +20,18 @@ import nbformat
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other tools
 
 from catalog import (  # noqa: F401  (the course's names, re-exported for the tests and notebook 35)
-    COURSE, COURSE_PART, FINGERPRINT, LESSONS, MODULE_ORDER, NBS, PKG, ROOT, TIMES, TRACKS, notebooks, solutions,
+    COURSE,
+    COURSE_PART,
+    FINGERPRINT,
+    LESSONS,
+    MODULE_ORDER,
+    NBS,
+    PKG,
+    ROOT,
+    TIMES,
+    TRACKS,
+    notebooks,
+    solutions,
 )
 from nbrun import CellFailed, execute_notebook, fingerprint, kernel_env, skip_flags, skipped  # noqa: F401
 from readme import architecture_markdown, floors, module_imports, readme_sections, update_readme  # noqa: F401

@@ -170,6 +170,12 @@ PRESETS = {
         epochs=60,
         doc='regime study, budget axis: 60 cosine epochs',
     ),
+    # the best rate of each method in the committed regime-lr pilot (tests/test_regime.py reads it back)
+    'regime-lr-own': dict(
+        REGIME,
+        method_variants={'erm': [{'lr': 0.2}], 'mixup': [{'lr': 0.1}], 'pls': [{'lr': 0.2}]},
+        doc='regime study, own learning rates: each method at the best rate of its regime-lr pilot, 15 epochs',
+    ),
     'cpu-tiny': dict(
         kind='cpu',
         datasets=['digits'],
@@ -220,7 +226,7 @@ def preset_runs(
                 for s in chosen:
                     if s not in mine and not (extra and s in (seeds or [])):
                         continue
-                    for v in p.get('variants', [{}]):
+                    for v in p.get('method_variants', {}).get(m, p.get('variants', [{}])):
                         cfg = TrainConfig(
                             dataset=d,
                             model=mdl,

@@ -171,3 +171,16 @@ def test_the_verdict_reads_its_thresholds_from_the_registered_rules():
         assert not re.search(r'(?<![\w.])0\.\d+', s), 'a threshold written into the verdict cell'
     body = '\n'.join(c.source for c in cells)
     assert 'classify(' in body and 'RULES' in body
+
+
+def test_the_own_rate_preset_runs_each_method_at_the_best_rate_of_the_committed_pilot():
+    "regime-lr-own's rates are not copied by hand: each is best_rate of its method in nbs/measured/regime-lr.json."
+    from pls_edu.presets import preset_runs
+    from pls_edu.regime import best_rate
+
+    pilot, _ = read_summary(ROOT / 'nbs' / 'measured' / 'regime-lr.json')
+    runs = preset_runs('regime-lr-own')
+    assert sorted({r.config.seed for r in runs}) == [0, 1, 2] and {r.config.epochs for r in runs} == {15}
+    for m in ('erm', 'mixup', 'pls'):
+        val = {r['config']['lr']: r['holdout_errors'][-1] for r in pilot if r['config']['method'] == m}
+        assert {r.config.lr for r in runs if r.config.method == m} == {best_rate(val, 6000)['best']}, m

@@ -4,255 +4,27 @@
 
 # %% ../nbs/09_train.ipynb #b2844d1b
 from __future__ import annotations
-import copy, dataclasses, math, threading, time
+import dataclasses, math, threading, time
 from dataclasses import dataclass, asdict
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .config import RECIPES, SCHEDULES, LOADERS, PRECISIONS, ALTERNATIONS
+from .config import TS_MODES, TrainConfig, make_schedule, make_sgd, patch
+from .config import CPU_REPRO_ENV, reference_factor, step_milestones
 from .data import with_holdout, with_train_subset
-from .head import target_profile
+from .diagnostics import clean_scores, clean_subset_loader, recalibrate_bn
+from .diagnostics import fixed_temperature, holdout_temperature
+from .diagnostics import final_record, soft_target_profile
 from .loaders import DeviceLoader, baseline_loader
 from .methods import get_method, method_batch, method_loss
 from .metrics import predict, summarize
-from .midpoints import PAIRINGS
-from .models import build_model, check_compatible, MODELS
-from .temperature import fit_temperature, CalibrationError, TS_GRID
-from .temperature import ece_at_temperatures, fixed_temperature_curve
+from .models import build_model, check_compatible
 
 # %% auto #0
-__all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'PRECISIONS', 'ALTERNATIONS', 'TS_MODES', 'STOP', 'CPU_REPRO_ENV',
-           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'make_sgd', 'make_schedule', 'Trainer',
-           'Interrupted', 'train', 'recalibrate_bn', 'soft_target_profile']
-
-# %% ../nbs/09_train.ipynb #f862f626
-RECIPES = {
-    'cpu': dict(
-        epochs=20,
-        batch_size=64,
-        lr=0.05,
-        momentum=0.9,
-        weight_decay=5e-4,
-        schedule='cosine',
-        ts_mode='refit',
-    ),
-    'paper': dict(
-        epochs=400,
-        batch_size=128,
-        lr=0.1,
-        momentum=0.9,
-        weight_decay=1e-4,
-        schedule='reference',
-        ts_mode='fixed',
-    ),
-}
-SCHEDULES = ('reference', 'step', 'cosine', 'constant')
-LOADERS = ('device', 'baseline')
-PRECISIONS = ('fp32', 'bf16')
-ALTERNATIONS = ('strict', 'random')
-TS_MODES = ('refit', 'fixed')
-
-
-def reference_factor(epoch):
-    """The reference code's learning-rate factor for 0-based `epoch`: 1 up to epoch
-    100, 0.1 up to 150, then 0.01."""
-    if epoch <= 100:
-        return 1.0
-    return 0.1 if epoch <= 150 else 0.01
-
-
-def step_milestones(epochs):
-    """The paper's lr drops (epochs 100 and 150 of 400), scaled to a run of `epochs`
-    epochs (`schedule='step'`)."""
-    return [max(1, round(epochs * 100 / 400)), max(1, round(epochs * 150 / 400))]
-
-# %% ../nbs/09_train.ipynb #ff2047ea
-def patch(f):
-    """Make `f` a method of the class its first argument is annotated with (`def
-    f(self: Cls, ...)`), as fastcore does."""
-    cls = next(iter(f.__annotations__.values()))
-    cls = globals()[cls] if isinstance(cls, str) else cls
-    f.__qualname__ = f"{cls.__name__}.{f.__name__}"
-    setattr(cls, f.__name__, f)
-    return f
-
-# %% ../nbs/09_train.ipynb #ef9edc8b
-@dataclass
-class TrainConfig:
-    "Everything that defines one training run."
-
-    dataset: str = 'digits'
-    model: str = 'small-cnn'
-    method: str = 'erm'
-    seed: int = 0
-    recipe: str = 'cpu'
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
-    # 'reference' (paper), 'step' (scaled to the run), 'cosine', 'constant'
-    schedule: str | None = None
-    # PLS batches: 'strict' (even/odd steps) or 'random' (a coin per step)
-    alternation: str = 'strict'
-    # midpoint partners: 'derangement' (never itself) or 'randperm'
-    pairing: str = 'derangement'
-    augment: bool = True
-    # fraction of train held out (fixed split) for temperature scaling
-    holdout: float = 0.0
-    # train on a fixed stratified subset of this many training images (None: all)
-    train_subset: int | None = None
-    # score a fixed stratified subset of this many training images, clean,
-    # after every epoch (0: off)
-    clean_train: int = 0
-    # which temperature-scaled ECE a run reports: 'refit' or 'fixed' (paper)
-    ts_mode: str | None = None
-    device: str = 'cpu'
-    # 'fp32' or 'bf16' autocast (default: bf16 on CUDA, fp32 elsewhere)
-    precision: str | None = None
-    # default: on for CUDA
-    channels_last: bool | None = None
-    # torch.compile the backbone (mixing stays outside)
-    compile: bool = False
-    # stop the u-path gradient at the backbone features
-    detach_head: bool = False
-    # 'device' (fast path) or 'baseline' (torchvision DataLoader)
-    loader: str = 'device'
-    # DataLoader worker processes (baseline loader only)
-    workers: int = 0
-    eval_batch_size: int = 1000
-
-# %% ../nbs/09_train.ipynb #aff5aa67
-@patch
-def check_types(self: TrainConfig):
-    """Raise a clear error for any field whose value has the wrong type (e.g. a
-    string from a command line)."""
-    for f in dataclasses.fields(self):
-        v = getattr(self, f.name)
-        ann = str(f.type)
-        if v is None and 'None' in ann:
-            continue
-        if ann.startswith('bool'):
-            ok, kind = isinstance(v, bool), 'a bool (True/False)'
-        elif ann.startswith('int'):
-            ok, kind = (
-                isinstance(v, int) and not isinstance(v, bool),
-                'an integer',
-            )
-        elif ann.startswith('float'):
-            ok, kind = (
-                isinstance(v, (int, float)) and not isinstance(v, bool),
-                'a number',
-            )
-        else:
-            ok, kind = isinstance(v, str), 'a string'
-        if not ok:
-            raise TypeError(
-                f"parameter {f.name} must be {kind}, got {type(v).__name__} {v!r}"
-            )
-    return self
-
-# %% ../nbs/09_train.ipynb #5c1a9f70
-@patch
-def resolved(self: TrainConfig):
-    """A copy with recipe and device defaults filled in; raises on unknown or
-    invalid values."""
-    self.check_types()
-    if self.recipe not in RECIPES:
-        raise ValueError(
-            f"unknown recipe {self.recipe!r}; choose one of {list(RECIPES)}"
-        )
-    defaults = {
-        k: v for k, v in RECIPES[self.recipe].items() if getattr(self, k) is None
-    }
-    c = dataclasses.replace(self, **defaults)
-    get_method(c.method)
-    if c.model not in MODELS:
-        raise ValueError(f"unknown model {c.model!r}; choose one of {list(MODELS)}")
-    choices = (
-        ('schedule', SCHEDULES),
-        ('loader', LOADERS),
-        ('alternation', ALTERNATIONS),
-        ('pairing', PAIRINGS),
-        ('ts_mode', TS_MODES),
-        ('precision', PRECISIONS + (None,)),
-    )
-    for k, allowed in choices:
-        if getattr(c, k) not in allowed:
-            raise ValueError(
-                f"unknown {k} {getattr(c, k)!r}; choose one of "
-                f"{[a for a in allowed if a]}"
-            )
-    if c.train_subset is not None and c.train_subset < 1:
-        raise ValueError(
-            "train_subset must be a positive integer or None, "
-            f"got {c.train_subset!r}"
-        )
-    if c.clean_train < 0:
-        raise ValueError(
-            f"clean_train must be a non-negative integer, got {c.clean_train!r}"
-        )
-    if c.workers < 0:
-        raise ValueError(
-            f"workers must be a non-negative integer, got {c.workers!r}"
-        )
-    for k in ('epochs', 'batch_size', 'eval_batch_size'):
-        if getattr(c, k) < 1:
-            raise ValueError(
-                f"{k} must be a positive integer, got {getattr(c, k)!r}"
-            )
-    for k in ('lr', 'momentum', 'weight_decay'):
-        v = getattr(c, k)
-        if not math.isfinite(v) or v < 0:
-            raise ValueError(f"{k} must be a non-negative number, got {v!r}")
-    if not 0 <= c.holdout < 1:
-        raise ValueError(f"holdout must be a fraction in [0, 1), got {c.holdout!r}")
-    try:
-        gpu = torch.device(c.device).type == 'cuda'
-    except RuntimeError:
-        raise ValueError(
-            f"unknown device {c.device!r}; use 'cpu', 'cuda' or 'cuda:N'"
-        ) from None
-    precision = c.precision or ('bf16' if gpu else 'fp32')
-    channels_last = gpu if c.channels_last is None else c.channels_last
-    return dataclasses.replace(c, precision=precision, channels_last=channels_last)
-
-# %% ../nbs/09_train.ipynb #41d88a35
-@patch
-def check_device(self: TrainConfig):
-    "Raise unless this machine has the device the config names."
-    if torch.device(self.device).type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError(
-            f"device {self.device!r} asked for, but CUDA is not available here"
-        )
-    return self
-
-# %% ../nbs/09_train.ipynb #6fc47d9d
-def make_sgd(params, lr, momentum, weight_decay):
-    "SGD with momentum and weight decay, fused where this torch build supports it."
-    params = list(params)
-    try:
-        return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True
-        )
-    except (RuntimeError, TypeError):
-        return torch.optim.SGD(
-            params, lr=lr, momentum=momentum, weight_decay=weight_decay
-        )
-
-
-def make_schedule(opt, schedule, epochs):
-    "The learning-rate schedule called `schedule` for a run of `epochs` epochs."
-    if schedule == 'reference':
-        return torch.optim.lr_scheduler.LambdaLR(opt, reference_factor)
-    if schedule == 'step':
-        return torch.optim.lr_scheduler.MultiStepLR(
-            opt, step_milestones(epochs), 0.1
-        )
-    if schedule == 'cosine':
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 1.0)
+__all__ = ['STOP', 'Trainer', 'Interrupted', 'train']
 
 # %% ../nbs/09_train.ipynb #7f4fdd06
 class Trainer:
@@ -268,11 +40,8 @@ class Trainer:
             self.data = with_train_subset(self.data, c.train_subset)
         self.device = torch.device(c.device)
         if c.batch_size < 2 and self.method.pairs != 'none':
-            raise ValueError(
-                f"batch_size {c.batch_size}: {c.method} pairs samples within a "
-                "batch and needs at "
-                "least 2 per batch"
-            )
+            msg = f"{c.method} pairs samples within a batch, so it needs 2 or more"
+            raise ValueError(f"batch_size {c.batch_size}: {msg}")
         torch.manual_seed(c.seed)
         self.model = self.new_model(model)
         self.opt = make_sgd(
@@ -295,8 +64,7 @@ class Trainer:
 # %% ../nbs/09_train.ipynb #6001f8a5
 @patch
 def new_model(self: Trainer, model=None):
-    """The model `cfg` names (or `model`), checked against the data, on the
-    training device."""
+    "The model `cfg` names (or `model`), checked against the data, on the device."
     c, data, head = self.cfg, self.data, self.method.head_out(self.data.num_classes)
     if model is None:
         k = data.num_classes
@@ -311,63 +79,50 @@ def new_model(self: Trainer, model=None):
 
 # %% ../nbs/09_train.ipynb #2439b3e0
 @patch
-def make_loaders(self: Trainer):
-    """The training loader `cfg.loader` names, and one evaluation loader per test and
-    holdout split."""
+def train_loader(self: Trainer):
+    "The training loader `cfg.loader` names: the device loader, or the baseline."
     c, data = self.cfg, self.data
+    if c.loader == 'device':
+        kw = dict(augment=c.augment, shuffle=True, channels_last=c.channels_last)
+        return DeviceLoader(
+            data, 'train', c.batch_size, self.device, generator=self.gen, **kw
+        )
+    n = len(data.x_train)
+    if c.batch_size > n:
+        raise ValueError(
+            f"batch_size {c.batch_size} is larger than the train split of "
+            f"{data.name} ({n} images)"
+        )
+    g = torch.Generator().manual_seed(c.seed)
+    return baseline_loader(
+        data, 'train', c.batch_size, c.augment, num_workers=c.workers, generator=g
+    )
+
+
+@patch
+def make_loaders(self: Trainer):
+    """The training loader, one evaluation loader per test and holdout split, and
+    the clean training subset's (with `cfg.clean_train`)."""
     if (
-        self.method.head_out(data.num_classes)
+        self.method.head_out(self.data.num_classes)
         and getattr(self.model, 'smoother', None) is None
     ):
         raise ValueError(
-            f"method {c.method} needs a model with a smoothing head "
+            f"method {self.cfg.method} needs a model with a smoothing head "
             "(build_model(..., head_out=...))"
         )
-    if c.loader == 'device':
-        self.train_dl = DeviceLoader(
-            data,
-            'train',
-            c.batch_size,
-            self.device,
-            c.augment,
-            True,
-            self.gen,
-            c.channels_last,
-        )
-    else:
-        if c.batch_size > len(data.x_train):
-            raise ValueError(
-                f"batch_size {c.batch_size} is larger than the train split of "
-                f"{data.name} "
-                f"({len(data.x_train)} images)"
-            )
-        self.train_dl = baseline_loader(
-            data,
-            'train',
-            c.batch_size,
-            c.augment,
-            num_workers=c.workers,
-            generator=torch.Generator().manual_seed(c.seed),
-        )
-    self.eval_dls = {
-        s: self.eval_loader(s) for s in ('test', 'holdout') if s in data.splits
-    }
-    self.clean_dl = self.clean_loader() if c.clean_train else None
+    self.train_dl = self.train_loader()
+    splits = [s for s in ('test', 'holdout') if s in self.data.splits]
+    self.eval_dls = {s: self.eval_loader(s) for s in splits}
+    self.clean_dl = self.clean_loader() if self.cfg.clean_train else None
 
 
 @patch
 def eval_loader(self: Trainer, split):
     "A device loader over `split` without augmentation or shuffling."
-    n = len(self.data.split(split)[0])
-    return DeviceLoader(
-        self.data,
-        split,
-        min(self.cfg.eval_batch_size, n),
-        self.device,
-        False,
-        False,
-        channels_last=self.cfg.channels_last,
-    )
+    b = min(self.cfg.eval_batch_size, len(self.data.split(split)[0]))
+    kw = dict(augment=False, shuffle=False, channels_last=self.cfg.channels_last)
+    return DeviceLoader(self.data, split, b, self.device, **kw)
 
 # %% ../nbs/09_train.ipynb #e3eeb6e6
 # set (by a signal handler, say) to stop every trainer of this process after its step
@@ -389,43 +144,31 @@ def autocast(self: Trainer):
 
 @patch
 def stopping(self: Trainer):
-    """Whether this trainer, or every trainer of the process (`STOP`), was asked to
-    stop."""
+    "Whether this trainer, or every trainer of the process (`STOP`), must stop."
     return self.stop_requested or STOP.is_set()
 
 
 @patch
 def nan_error(self: Trainer, step):
     "The error of a loss that became NaN or infinite at optimizer step `step`."
-    per = len(self.train_dl)
+    per, c = len(self.train_dl), self.cfg
     return FloatingPointError(
-        f"{self.cfg.method} loss became NaN/inf at step {step} (epoch "
-        f"{step // per}, batch "
-        f"{step % per}); the run was stopped. Try a lower learning rate "
-        f"(lr={self.cfg.lr}) or "
-        "check the inputs."
+        f"{c.method} loss became NaN/inf at step {step} (epoch {step // per}, batch "
+        f"{step % per}); the run was stopped. Try a lower learning rate (lr={c.lr}) "
+        "or check the inputs."
     )
 
 # %% ../nbs/09_train.ipynb #d189919f
 @patch
 def train_step(self: Trainer, x, y):
-    """One optimizer step on batch `(x, y)`; returns the loss (a tensor on the
-    device)."""
+    "One optimizer step on batch `(x, y)`; returns the loss (on the device)."
     x = x.to(self.device, non_blocking=True)
     y = y.to(self.device, non_blocking=True)
     mid = None if self.cfg.alternation == 'strict' else bool(self.rng.random() < 0.5)
+    batch = (self.method, self.model, x, y, self.data.num_classes, self.step)
     with self.autocast():
         loss = method_loss(
-            self.method,
-            self.model,
-            x,
-            y,
-            self.data.num_classes,
-            self.step,
-            self.gen,
-            self.rng,
-            midpoints=mid,
-            pairing=self.cfg.pairing,
+            *batch, self.gen, self.rng, midpoints=mid, pairing=self.cfg.pairing
         )
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -435,45 +178,58 @@ def train_step(self: Trainer, x, y):
 
 
 @patch
+def resume_point(self: Trainer):
+    "Where this epoch starts: batches, position, loss so far, first bad step."
+    p, self.partial = self.partial, None
+    dev = self.device
+    if p is None:
+        bad = torch.full((), -1, dtype=torch.long, device=dev)
+        return iter(self.train_dl), 0, torch.zeros((), device=dev), bad
+    bad = torch.full((), p['first_bad'], dtype=torch.long, device=dev)
+    rest = self.train_dl.batches(p['order'], p['pos'])
+    return rest, p['pos'], p['total'].to(dev), bad
+
+
+@patch
+def check_loss(self: Trainer, loss, step, first_bad):
+    "A non-finite `loss` raises at once on a CPU; on a GPU its step is noted."
+    if self.device.type == 'cpu':
+        if not math.isfinite(loss.item()):
+            raise self.nan_error(step)
+        return first_bad
+    return torch.where((first_bad < 0) & ~torch.isfinite(loss), step, first_bad)
+
+
+@patch
+def pause(self: Trainer, n, total, first_bad):
+    "Stop mid-epoch: keep the half-done epoch's state and raise `Interrupted`."
+    if int(first_bad) >= 0:
+        raise self.nan_error(int(first_bad))
+    order = self.train_dl.order.cpu()
+    self.partial = {'order': order, 'pos': n, 'total': total.cpu(), 'first_bad': -1}
+    raise Interrupted(
+        f"stopped on request after step {self.step} (epoch {self.epoch + 1}, "
+        f"batch {n} of {len(self.train_dl)})"
+    )
+
+
+@patch
 def train_epoch(self: Trainer, max_steps=None):
     """One pass over the training split (or its first `max_steps` batches, for
     benchmarks); returns the mean loss."""
     self.model.train()
-    p, self.partial = self.partial, None
-    total = p['total'].to(self.device) if p else torch.zeros((), device=self.device)
-    first_bad = torch.full(
-        (), p['first_bad'] if p else -1, dtype=torch.long, device=self.device
-    )
-    n = p['pos'] if p else 0
-    per = len(self.train_dl)
+    batches, n, total, first_bad = self.resume_point()
     resumable = isinstance(self.train_dl, DeviceLoader) and max_steps is None
-    for x, y in self.train_dl.batches(p['order'], n) if p else self.train_dl:
+    for x, y in batches:
         if max_steps is not None and n >= max_steps:
             break
         n += 1
         step = self.step
         loss = self.train_step(x, y)
-        if self.device.type == 'cpu':
-            if not math.isfinite(loss.item()):
-                raise self.nan_error(step)
-        else:
-            first_bad = torch.where(
-                (first_bad < 0) & ~torch.isfinite(loss), step, first_bad
-            )
+        first_bad = self.check_loss(loss, step, first_bad)
         total += loss
-        if resumable and n < per and self.stopping():
-            if int(first_bad) >= 0:
-                raise self.nan_error(int(first_bad))
-            self.partial = {
-                'order': self.train_dl.order.cpu(),
-                'pos': n,
-                'total': total.cpu(),
-                'first_bad': -1,
-            }
-            raise Interrupted(
-                f"stopped on request after step {self.step} (epoch "
-                f"{self.epoch + 1}, batch {n} of {per})"
-            )
+        if resumable and n < len(self.train_dl) and self.stopping():
+            self.pause(n, total, first_bad)
     if int(first_bad) >= 0:
         raise self.nan_error(int(first_bad))
     if max_steps is None:
@@ -499,97 +255,70 @@ def evaluate(self: Trainer):
 # %% ../nbs/09_train.ipynb #e1dea493
 @patch
 def temperature_metrics(self: Trainer):
-    """With a holdout: T refitted on it, the test ECE/NLL after scaling, and the test
-    ECE at every T of `TS_GRID`."""
-    hl, hy = self.predict_split('holdout')
-    grid = {
-        'holdout_error': summarize(hl, hy)['error'],
-        'ece_grid': [
-            round(v, 6)
-            for v in ece_at_temperatures(self.logits, self.labels, TS_GRID)
-        ],
-    }
-    try:
-        T = fit_temperature(hl, hy)['T']
-    except CalibrationError:
-        return {
-            'temperature': None,
-            'ece_ts_refit': None,
-            'nll_ts_refit': None,
-            **grid,
-        }
-    z = self.logits.double() / T
-    nll = float(torch.nn.functional.cross_entropy(z, self.labels))
-    return {
-        'temperature': T,
-        'ece_ts_refit': summarize(z, self.labels)['ece'],
-        'nll_ts_refit': nll,
-        **grid,
-    }
+    "With a holdout: `holdout_temperature` (notebook 19) of this epoch's logits."
+    return holdout_temperature(
+        self.logits, self.labels, *self.predict_split('holdout')
+    )
 
 
 @patch
 def fix_temperature(self: Trainer):
-    """After training: the final model's holdout temperature applied to every epoch
-    (Fig. 6), into the history."""
-    T = self.history[-1].get('temperature') if self.history else None
-    if T is None or 'ece_grid' not in self.history[-1]:
-        self.ts_fixed = None
-        return
-    Tg, curve = fixed_temperature_curve(self.history, T)
-    for h, e in zip(self.history, curve):
-        h['ece_ts_fixed'] = e
-    self.ts_fixed = {'T': T, 'T_grid': Tg}
+    "After training: the final holdout temperature applied to every epoch (Fig. 6)."
+    self.ts_fixed = fixed_temperature(self.history)
 
 # %% ../nbs/09_train.ipynb #ea7ff744
+@patch
+def run_epoch(self: Trainer):
+    "Train one epoch, then score it: the history row of that epoch."
+    t0 = time.perf_counter()
+    lr = self.opt.param_groups[0]['lr']
+    loss = self.train_epoch()
+    if self.device.type == 'cuda':
+        torch.cuda.synchronize(self.device)
+    row = {'epoch': self.epoch + 1, 'lr': lr, 'train_loss': loss}
+    row['train_time'] = time.perf_counter() - t0
+    row.update(self.evaluate())
+    if self.clean_dl is not None:
+        row.update(self.clean_metrics())
+    if self.cfg.holdout:
+        row.update(self.temperature_metrics())
+    return row
+
+
+@patch
+def finish(self: Trainer):
+    """After the last epoch: the test logits, the fixed temperature and the
+    BatchNorm-recalibrated logits."""
+    if self.logits is None:
+        self.evaluate()
+    if self.cfg.holdout:
+        self.fix_temperature()
+    if self.clean_dl is not None:
+        self.bn_logits = self.bn_recalibrated_logits()
+
+
 @patch
 def fit(self: Trainer, on_epoch=None):
     """Train until `cfg.epochs`, from wherever the state is; `on_epoch(trainer)` runs
     after each epoch."""
     c = self.cfg
+    desc = f"{c.method} s{c.seed}"
+    off = not self.progress
     bar = tqdm(
-        total=c.epochs,
-        initial=self.epoch,
-        disable=not self.progress,
-        leave=False,
-        desc=f"{c.method} s{c.seed}",
+        total=c.epochs, initial=self.epoch, disable=off, leave=False, desc=desc
     )
-    while self.epoch < c.epochs:
-        t0 = time.perf_counter()
-        lr = self.opt.param_groups[0]['lr']
-        loss = self.train_epoch()
-        if self.device.type == 'cuda':
-            torch.cuda.synchronize(self.device)
-        t_train = time.perf_counter() - t0
-        m = self.evaluate()
-        if self.clean_dl is not None:
-            m.update(self.clean_metrics())
-        if c.holdout:
-            m.update(self.temperature_metrics())
-        self.history.append(
-            {
-                'epoch': self.epoch + 1,
-                'lr': lr,
-                'train_loss': loss,
-                'train_time': t_train,
-                **m,
-            }
-        )
-        self.epoch += 1
-        bar.update(1)
-        bar.set_postfix(loss=f"{loss:.3f}", err=f"{m['error']:.2f}")
-        if on_epoch:
-            on_epoch(self)
-        if self.epoch < c.epochs and self.stopping():
-            bar.close()
-            raise Interrupted(f"stopped on request after epoch {self.epoch}")
-    bar.close()
-    if self.logits is None:
-        self.evaluate()
-    if c.holdout:
-        self.fix_temperature()
-    if self.clean_dl is not None:
-        self.bn_logits = self.bn_recalibrated_logits()
+    with bar:
+        while self.epoch < c.epochs:
+            self.history.append(self.run_epoch())
+            self.epoch += 1
+            h = self.history[-1]
+            bar.update(1)
+            bar.set_postfix(loss=f"{h['train_loss']:.3f}", err=f"{h['error']:.2f}")
+            if on_epoch:
+                on_epoch(self)
+            if self.epoch < c.epochs and self.stopping():
+                raise Interrupted(f"stopped on request after epoch {self.epoch}")
+    self.finish()
     return self.history
 
 
@@ -602,8 +331,7 @@ def train(cfg, data, progress=True, on_epoch=None):
 # %% ../nbs/09_train.ipynb #59b9b27b
 @patch
 def state_dict(self: Trainer):
-    """Everything needed to continue this run exactly: weights, optimizer, schedule,
-    RNG states, counters, history."""
+    "Everything needed to continue this run exactly (weights, optimizer, RNG, ...)."
     return {
         'model': self.model.state_dict(),
         'opt': self.opt.state_dict(),
@@ -633,137 +361,39 @@ def load_state_dict(self: Trainer, sd):
     self.history = list(sd['history'])
     self.partial = sd.get('partial')
 
-# %% ../nbs/09_train.ipynb #91197c09
-CPU_REPRO_ENV = {
-    'ATEN_CPU_CAPABILITY': 'avx2',
-    'ONEDNN_MAX_CPU_ISA': 'AVX2',
-    'MKL_CBWR': 'COMPATIBLE',
-}
-
 # %% ../nbs/09_train.ipynb #33b9e6bf
 @patch
 def final_metrics(self: Trainer):
-    """The last epoch's metrics, the best epoch's error (optimistic: chosen on test),
-    and `ece_ts` per `ts_mode`."""
-    skip = ('epoch', 'lr', 'train_time', 'ece_grid', 'temperature')
-    last = {k: v for k, v in self.history[-1].items() if k not in skip}
-    best = min(self.history, key=lambda h: h['error'])
-    out = {**last, 'best_error': best['error'], 'best_epoch': best['epoch']}
-    if self.bn_logits is not None:
-        bn = summarize(self.bn_logits, self.labels)
-        out.update(error_bn_recal=bn['error'], nll_bn_recal=bn['nll'])
-    if self.cfg.holdout:
-        out['ece_ts'] = last.get(f'ece_ts_{self.cfg.ts_mode}')
-        out['T'] = self.history[-1].get('temperature')
-        out['T_fixed_grid'] = self.ts_fixed['T_grid'] if self.ts_fixed else None
-    return out
+    """What the run reports: `final_record` (notebook 19) of its history, with the
+    BatchNorm-recalibrated error and the temperatures when it has them."""
+    bn = (
+        summarize(self.bn_logits, self.labels)
+        if self.bn_logits is not None
+        else None
+    )
+    ts_mode = self.cfg.ts_mode if self.cfg.holdout else None
+    return final_record(self.history, bn, self.ts_fixed, ts_mode)
 
 # %% ../nbs/09_train.ipynb #bd01ff15
 @patch
 def clean_loader(self: Trainer):
-    """A loader over a fixed stratified `cfg.clean_train` of the training images,
-    clean: no augmentation, no shuffle."""
-    n = min(self.cfg.clean_train, len(self.data.y_train))
-    clean = with_train_subset(self.data, n)
-    return DeviceLoader(
-        clean,
-        'train',
-        min(self.cfg.eval_batch_size, n),
-        self.device,
-        augment=False,
-        shuffle=False,
-        channels_last=self.cfg.channels_last,
-    )
+    "The fixed stratified subset of `cfg.clean_train` training images, clean."
+    c = self.cfg
+    n, b = c.clean_train, c.eval_batch_size
+    return clean_subset_loader(self.data, n, b, self.device, c.channels_last)
 
 
 @patch
 def clean_metrics(self: Trainer):
     "Error (%) and cross-entropy of the current model on the clean training subset."
     with self.autocast():
-        z, y = predict(self.model, self.clean_dl)
-    m = summarize(z, y)
-    return {'train_clean_error': m['error'], 'train_clean_loss': m['nll']}
-
-# %% ../nbs/09_train.ipynb #70e9ba5a
-class _Reached(Exception):
-    "Raised by a hook to stop a forward pass at the layer whose input it has read."
-
-
-def _batchnorms(model):
-    kind = torch.nn.modules.batchnorm._BatchNorm
-    return [m for m in model.modules() if isinstance(m, kind)]
-
-
-@torch.no_grad()
-def recalibrate_bn(model, loader):
-    """A copy of `model` whose BatchNorm statistics are the exact per-channel mean
-    and variance of their inputs on `loader`."""
-    model = copy.deepcopy(model).eval()
-    for bn in _batchnorms(model):
-        acc = []
-
-        def read(module, inputs):
-            x = inputs[0]
-            v = x.double().transpose(0, 1).reshape(x.shape[1], -1)
-            acc.append((v.sum(1), (v * v).sum(1), v.shape[1]))
-            raise _Reached
-
-        hook = bn.register_forward_pre_hook(read)
-        for x, _ in loader:
-            try:
-                model(x)
-            except _Reached:
-                pass
-        hook.remove()
-        s, s2, n = (sum(a) for a in zip(*acc))
-        mean = s / n
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_((s2 - n * mean * mean) / (n - 1))
-    return model
+        return clean_scores(self.model, self.clean_dl)
 
 
 @patch
 def bn_recalibrated_logits(self: Trainer):
     """Test logits of the model with its BatchNorm statistics recomputed on the
-    clean training subset."""
+    clean training subset (`recalibrate_bn`, notebook 19)."""
     fixed = recalibrate_bn(self.model, self.clean_dl)
     with self.autocast():
         return predict(fixed, self.eval_dls['test'])[0]
-
-# %% ../nbs/09_train.ipynb #2770d97e
-@torch.no_grad()
-def soft_target_profile(
-    method, model, data, device='cpu', seed=0, k=5, batch_size=32
-):
-    """Mean target mass of the gold classes and top-`k` others over different-label
-    training pairs (or single labels)."""
-    method = get_method(method)
-    was = model.training
-    model.eval()
-    g = torch.Generator(device).manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    qs, ya, yb = [], [], []
-    b = min(batch_size, len(data.x_train))
-    for x, y in DeviceLoader(
-        data, 'train', b, device, augment=False, shuffle=True, generator=g
-    ):
-        if len(x) < 2:
-            continue
-        _, q, partner = method_batch(
-            method, model, x, y, data.num_classes, 1, g, rng, with_partner=True
-        )
-        qs.append(q.float().cpu())
-        ya.append(y.cpu())
-        yb.append(y[partner].cpu() if partner is not None else None)
-    model.train(was)
-    paired = yb[0] is not None
-    prof = target_profile(
-        torch.cat(qs), torch.cat(ya), torch.cat(yb) if paired else None, k
-    )
-    n_gold = 2 if paired else 1
-    return {
-        'gold': prof[:n_gold].tolist(),
-        'others': prof[n_gold:].tolist(),
-        'pairs': paired,
-        'num_classes': data.num_classes,
-    }

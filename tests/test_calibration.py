@@ -17,7 +17,8 @@ from pls_edu.temperature import (
     fit_temperature_grid,
     fit_temperature_lbfgs,
 )
-from pls_edu.train import TrainConfig, soft_target_profile
+from pls_edu.diagnostics import soft_target_profile
+from pls_edu.train import TrainConfig
 
 
 def test_ece_known_answers():

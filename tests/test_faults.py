@@ -101,6 +101,7 @@ def pls_train(out, *args, env=None, fsize=None, wait=True):
         '--out',
         str(out),
         '--no-progress',
+        '--eager-cpu',  # the references below train eager, in this process
         *args,
     ]
     kw = dict(
@@ -210,6 +211,7 @@ def test_results_folder_turns_read_only_mid_sweep(volume, digits):
         '--threads',
         '1',
         '--no-progress',
+        '--eager-cpu',
     ]
     p = subprocess.Popen(cmd, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     first, second = (run_dir(out, r.config) for r in runs)
@@ -362,6 +364,7 @@ def test_dead_papermill_kernel_is_a_failure_and_the_next_sweep_resumes(tmp_path,
         '--threads',
         '1',
         '--no-progress',
+        '--eager-cpu',
     ]
     p = subprocess.Popen(cmd, env=ENV, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cfg = preset_runs('cpu-tiny', methods=['pls'], seeds=[0], epochs=60)[0].config

@@ -72,6 +72,7 @@ def _holder(out, host=None, lease_s=None):
         '--ckpt-every',
         '1',
         '--no-progress',
+        '--eager-cpu',  # as the in-process references train
     ] + (['--lease-s', str(lease_s)] if lease_s else [])
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -16,7 +16,8 @@ from pls_edu.presets import PRESETS, preset_runs
 from pls_edu.regime import RULES, SETTINGS
 from pls_edu.results import load_logits, read_summary, run_dir, write_summary, collect
 from pls_edu.runs import run_one
-from pls_edu.train import TrainConfig, Trainer, recalibrate_bn
+from pls_edu.diagnostics import recalibrate_bn
+from pls_edu.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
 NB = ROOT / 'nbs' / '16_regime.ipynb'

@@ -89,8 +89,9 @@ def test_cpu_preset_as_a_job_array(slurm, tmp_path, capsys):
     print(f"SLURM job {job}: 4 array tasks finished; seen a partial table while running: {seen_partial}")
 
 
-def _wait_for(job, shared, timeout, on_pending=None):
-    "Poll squeue until job `job` has left the queue; `on_pending(task, reason)` sees every pending task."
+def _wait_for(job, shared, timeout, on_pending=None, until=None):
+    """Poll squeue until job `job` has left the queue (and `until()` holds, if given: a requeued job can stay out of
+    the listing longer than ten polls on a busy machine); `on_pending(task, reason)` sees every pending task."""
     t0, empty = time.time(), 0
     while True:
         p = subprocess.run(['squeue', '-h', '-j', job, '-o', '%i %T %r'], capture_output=True, text=True)
@@ -99,7 +100,7 @@ def _wait_for(job, shared, timeout, on_pending=None):
         # a busy controller can fail a query, and a job between a requeue and its pending state is missing from the
         # listing for a few seconds: gone means gone for ten polls in a row
         empty = empty + 1 if q == [] else 0
-        if empty >= 10:
+        if empty >= 10 and (until is None or until()):
             return
         for task, state, reason in q or []:
             if state == 'PENDING' and on_pending:
@@ -168,11 +169,14 @@ def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, 
             requeued.add(task)
             subprocess.run(['scontrol', 'update', f'JobId={task}', 'StartTime=now'], capture_output=True)
 
-    _wait_for(job, shared, 900, start_now)
-    log = (shared / 'slurm' / f'{job}_0.out').read_text()
-    assert 'interrupted' in log and 'requeueing job' in log and log.strip().endswith('manifest entry 0: resumed'), log
-    assert requeued, 'the task was never requeued'
     cfg = preset_runs('cpu-tiny', methods=['pls'], seeds=[0], epochs=E)[0].config
+    _wait_for(job, shared, 900, start_now, until=lambda: (run_dir(shared, cfg) / 'result.json').exists())
+    log = (shared / 'slurm' / f'{job}_0.out').read_text()
+    entries = [line for line in log.splitlines() if line.startswith('manifest entry 0: ')]
+    # a requeue that lands after the run finished only finds it done: 'skipped'
+    finished = entries[-1] in ('manifest entry 0: resumed', 'manifest entry 0: skipped')
+    assert 'interrupted' in log and 'requeueing job' in log and 'manifest entry 0: resumed' in entries and finished, log
+    assert requeued, 'the task was never requeued'
     d = run_dir(shared, cfg)
     got = read_result(d / 'result.json')
     assert (

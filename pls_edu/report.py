@@ -208,12 +208,10 @@ def findings(rows, calibration=None, ood=None, n_test=None):
     scored = [r for r in rows if r['vs_ref'] is not None]
     by_seed = [r['method'] for r in scored if r['vs_ref_significant']]
     images = [r['method'] for r in scored if r['boot_significant']]
-    better = [
-        r['method'] for r in scored if r['boot_significant'] and r['boot_hi'] < 0
-    ]
-    worse = [
-        r['method'] for r in scored if r['boot_significant'] and r['boot_lo'] > 0
-    ]
+    # a finding needs both intervals, by seed and over test images, to exclude 0
+    both = [r for r in scored if r['vs_ref_significant'] and r['boot_significant']]
+    better = [r['method'] for r in both if r['boot_hi'] < 0 and r['vs_ref_hi'] < 0]
+    worse = [r['method'] for r in both if r['boot_lo'] > 0 and r['vs_ref_lo'] > 0]
     size = f" on {n_test:,} test images" if n_test else ''
     if 'pls' in by and by['pls']['vs_ref'] is not None:
         p = by['pls']
@@ -234,7 +232,8 @@ def findings(rows, calibration=None, ood=None, n_test=None):
         "(bootstrap): "
         f"{_named(images)}"
         + (
-            f"; better than {ref.upper()}: {_named(better)}; worse: {_named(worse)}"
+            f"; by both, better than {ref.upper()}: {_named(better)}; worse: "
+            f"{_named(worse)}"
             if images
             else ''
         )
@@ -265,9 +264,9 @@ def findings(rows, calibration=None, ood=None, n_test=None):
                 "- **Foreign images** (Fig. 7): PLS's mean winning softmax on them "
                 "is "
                 f"{o['pls']['mean_winning_out']:.3f} (ERM "
-                f"{o[ref]['mean_winning_out']:.3f}); the best "
-                f"separation by AUROC is `{top['method']}`'s ({top['auroc']:.3f}; "
-                f"PLS {o['pls']['auroc']:.3f})."
+                f"{o[ref]['mean_winning_out']:.3f}); the highest AUROC measured is "
+                f"`{top['method']}`'s ({top['auroc']:.3f}; PLS {o['pls']['auroc']:.3f}; "
+                "no interval is computed for AUROC, so this is not a ranking)."
             )
     return '\n'.join(out)
 

@@ -83,3 +83,34 @@ def test_missing_runs_are_missing_not_zero():
     assert rows[0]['vs_ref'] is None  # no ERM runs: no paired difference
     assert rows[0]['boot_lo'] is None
     assert '—' in main_table(rows)
+
+
+def _row(m, d, seed_ci, boot_ci):
+    return {
+        'method': m,
+        'ref': 'erm',
+        'vs_ref': d,
+        'vs_ref_lo': seed_ci[0],
+        'vs_ref_hi': seed_ci[1],
+        'vs_ref_significant': seed_ci[0] > 0 or seed_ci[1] < 0,
+        'boot_lo': boot_ci[0],
+        'boot_hi': boot_ci[1],
+        'boot_significant': boot_ci[0] > 0 or boot_ci[1] < 0,
+        'error_mean': 1.0 + d,
+        'winning_softmax': 0.9,
+    }
+
+
+def test_findings_call_a_method_better_or_worse_only_when_both_intervals_agree():
+    from pls_edu.report import findings
+
+    rows = [
+        {**_row('erm', 0.0, (0, 0), (0, 0)), 'vs_ref': None},
+        _row('a', -0.5, (-0.9, -0.1), (-0.8, -0.2)),  # both exclude 0: better
+        _row('b', -0.5, (-0.9, 0.3), (-0.8, -0.2)),  # the by-seed interval includes 0: not a finding
+        _row('c', 0.6, (0.2, 1.0), (0.1, 1.1)),  # both: worse
+        _row('d', 0.6, (0.2, 1.0), (-0.1, 1.1)),  # the bootstrap includes 0
+    ]
+    text = findings(rows)
+    line = next(l for l in text.splitlines() if 'by both' in l)
+    assert 'better than ERM: `a`;' in line and 'worse: `c`.' in line, line

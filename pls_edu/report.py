@@ -265,7 +265,8 @@ def findings(rows, calibration=None, ood=None, n_test=None):
                 "is "
                 f"{o['pls']['mean_winning_out']:.3f} (ERM "
                 f"{o[ref]['mean_winning_out']:.3f}); the highest AUROC measured is "
-                f"`{top['method']}`'s ({top['auroc']:.3f}; PLS {o['pls']['auroc']:.3f}; "
+                f"`{top['method']}`'s ({top['auroc']:.3f}; "
+                f"PLS {o['pls']['auroc']:.3f}; "
                 "no interval is computed for AUROC, so this is not a ranking)."
             )
     return '\n'.join(out)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/18_config.ipynb #1de73cc3
 from __future__ import annotations
-import dataclasses, math
+import dataclasses, getpass, math, os, tempfile
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +15,8 @@ from .models import MODELS
 
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'PRECISIONS', 'ALTERNATIONS', 'TS_MODES', 'CHOICES', 'BOUNDS', 'CPU_REPRO_ENV',
-           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'make_sgd', 'make_schedule']
+           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'make_sgd', 'make_schedule',
+           'compile_cache_dir', 'use_compile_cache']
 
 # %% ../nbs/18_config.ipynb #5f497e68
 RECIPES = {
@@ -227,3 +228,17 @@ def make_schedule(opt, schedule, epochs):
 
 # %% ../nbs/18_config.ipynb #26f5d0ff
 CPU_REPRO_ENV = {'ATEN_CPU_CAPABILITY': 'avx2', 'ONEDNN_MAX_CPU_ISA': 'AVX2', 'MKL_CBWR': 'COMPATIBLE'}
+
+# %% ../nbs/18_config.ipynb #c2a6a845
+def compile_cache_dir(env=None):
+    "A `torch.compile` cache folder of its own for the instruction-set settings in `env` (default: this process's)."
+    env = os.environ if env is None else env
+    isa = '-'.join(env.get(k, 'native').lower() for k in ('ATEN_CPU_CAPABILITY', 'ONEDNN_MAX_CPU_ISA'))
+    return os.path.join(tempfile.gettempdir(), f'torchinductor_{getpass.getuser()}', f'isa-{isa}')
+
+
+def use_compile_cache():
+    "Point inductor at `compile_cache_dir()`, unless the user chose a cache folder (torch's own default is no choice)."
+    chosen = os.environ.get('TORCHINDUCTOR_CACHE_DIR')
+    if chosen in (None, os.path.dirname(compile_cache_dir())):
+        os.environ['TORCHINDUCTOR_CACHE_DIR'] = compile_cache_dir()

@@ -13,11 +13,10 @@ from tqdm.auto import tqdm
 
 from .config import RECIPES, SCHEDULES, LOADERS, PRECISIONS, ALTERNATIONS
 from .config import TS_MODES, TrainConfig, make_schedule, make_sgd, patch
-from .config import CPU_REPRO_ENV, reference_factor, step_milestones
+from .config import CPU_REPRO_ENV, use_compile_cache
 from .data import with_holdout, with_train_subset
 from .diagnostics import clean_scores, clean_subset_loader, recalibrate_bn
-from .diagnostics import fixed_temperature, holdout_temperature
-from .diagnostics import final_record, soft_target_profile
+from .diagnostics import fixed_temperature, holdout_temperature, final_record
 from .loaders import DeviceLoader, baseline_loader
 from .methods import get_method, method_batch, method_loss
 from .metrics import predict, summarize
@@ -65,15 +64,16 @@ class Trainer:
 @patch
 def new_model(self: Trainer, model=None):
     "The model `cfg` names (or `model`), checked against the data, on the device."
-    c, data, head = self.cfg, self.data, self.method.head_out(self.data.num_classes)
+    c, data, k = self.cfg, self.data, self.data.num_classes
     if model is None:
-        k = data.num_classes
+        head = self.method.head_out(k)
         model = build_model(c.model, data.channels, k, head, c.detach_head)
     check_compatible(model, data)
     model.to(self.device)
     if c.channels_last:
         model.to(memory_format=torch.channels_last)
-    if c.compile:
+    if c.compile:  # a cache per instruction set (notebook 18)
+        use_compile_cache()
         model.backbone.compile()
     return model
 

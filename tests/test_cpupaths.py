@@ -156,3 +156,24 @@ def test_a_fast_path_run_stopped_mid_epoch_resumes_to_the_same_digits(digits):
     b.fit()
     assert [h['nll'] for h in b.history] == [h['nll'] for h in ref.history]
     assert torch.equal(b.logits, ref.logits)
+
+
+def test_each_instruction_set_gets_its_own_compile_cache_and_a_users_choice_stands(monkeypatch):
+    import os
+
+    from pls_edu.config import CPU_REPRO_ENV, compile_cache_dir, use_compile_cache
+
+    assert compile_cache_dir(CPU_REPRO_ENV) != compile_cache_dir({})
+    default = os.path.dirname(compile_cache_dir())
+    for before in (None, default):  # unset, or torch's own default: replaced by this set's folder
+        if before is None:
+            monkeypatch.delenv('TORCHINDUCTOR_CACHE_DIR', raising=False)
+        else:
+            monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', before)
+        for k, v in CPU_REPRO_ENV.items():
+            monkeypatch.setenv(k, v)
+        use_compile_cache()
+        assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == compile_cache_dir(CPU_REPRO_ENV)
+    monkeypatch.setenv('TORCHINDUCTOR_CACHE_DIR', '/somewhere/mine')
+    use_compile_cache()
+    assert os.environ['TORCHINDUCTOR_CACHE_DIR'] == '/somewhere/mine'

@@ -145,7 +145,7 @@ def test_paper_recipe_end_to_end_on_cifar_files(tmp_path, capsys):
 
 
 def test_step_schedule_follows_the_paper():
-    from pls_edu.train import step_milestones
+    from pls_edu.config import step_milestones
 
     t = Trainer(
         TrainConfig(method='erm', recipe='paper', schedule='step', epochs=8, batch_size=64),

@@ -17,7 +17,7 @@ from .midpoints import PAIRINGS
 from .preflight import preflight, format_preflight, plan, format_plan, load_timings, gpu_devices, estimate_run
 from .presets import PRESETS, check_preset, preset_runs
 from .results import run_id, run_dir
-from .runs import run_one, RunInterrupted
+from .runs import run_one, RunInterrupted, stop_on_signals
 from .slurm import write_manifest, write_sbatch, load_manifest, task_time, GPU_REQUESTS
 from .spec import RunSpec, RunOptions, ENGINES, OOD_SOURCES
 from .sweep import run_sweep, execute_run, stop_and_forward, format_summary
@@ -292,7 +292,10 @@ def _dispatch(a):
         # stop, so a late USR1 must not end the process (status 138) and requeue a finished task. A handler, not
         # SIG_IGN, which the kernels this process starts would inherit.
         signal.signal(signal.SIGUSR1, lambda *_: None)
-        st, note = run_index(a.manifest, a.index, a.device)
+        # SLURM may send USR1 up to a minute early, even while the data loads: a request made before training
+        # starts stops the run after its first step (a checkpoint to resume), not lost to the handler above
+        with stop_on_signals():
+            st, note = run_index(a.manifest, a.index, a.device)
         print(f"manifest entry {a.index}: {st}" + (f" ({note})" if note else ''))
         sys.exit({'failed': 1, 'interrupted': 3}.get(st, 0))
     check_preset(a.preset)

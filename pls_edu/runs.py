@@ -129,17 +129,25 @@ def load_checkpoint(folder, cfg):
     return sd
 
 
+_depth = 0  # how many stop_on_signals blocks the main thread is in
+
+
 @contextlib.contextmanager
 def stop_on_signals(signals=(signal.SIGUSR1, signal.SIGTERM)):
-    "Inside: `signals` set `train.STOP`, so training ends cleanly after its current step (main thread only)."
+    """Inside: `signals` set `train.STOP`, so training ends cleanly after its current step (main thread only).
+    Only the outermost block starts with a cleared `STOP`: a nested one keeps a request that came before it."""
+    global _depth
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    STOP.clear()
+    if _depth == 0:
+        STOP.clear()
+    _depth += 1
     old = {s: signal.signal(s, lambda *_: STOP.set()) for s in signals}
     try:
         yield
     finally:
+        _depth -= 1
         for s, h in old.items():
             signal.signal(s, h)
 

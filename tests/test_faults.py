@@ -15,6 +15,7 @@
 | 11 | a pickle that runs a command, planted as `checkpoint.pt` and as `model.pt`          | refused by `torch.load(weights_only=True)`; the command never runs              | the planted file, moved aside                                           |
 | 12 | the papermill kernel SIGKILLed mid-run                                              | the run is recorded as failed (`failed.json`, partial `failed.ipynb`)           | the last checkpoint; the next sweep resumes and ends identical         |
 | 13 | SLURM's time-limit USR1 while `run-index` exits after finishing its entry (atexit)  | the process exits 0, so the batch script does not requeue a finished task       | the finished run                                                       |
+| 14 | SLURM's USR1 (sent up to a minute early) before the run starts training (a hook)    | the run stops after its first step, checkpoints, and `run-index` exits 3        | the checkpoint; the requeued task resumes it and ends identical         |
 
 Every "ends identical" compares per-epoch metrics and test/holdout logits, bit for bit, with an uninterrupted run.
 """
@@ -414,4 +415,40 @@ def test_a_stop_request_after_the_entry_finished_ends_nothing(tmp_path):
         p.returncode,
         out,
         p.stderr[-500:],
+    )
+
+
+# 14: a time-limit signal before the run starts ------------------------------------------------------------------------
+
+
+def test_a_stop_request_before_training_starts_is_kept(tmp_path):
+    """SLURM may send USR1 up to a minute before the `--signal` time, while `run-index` still prepares the run. Seen once
+    in CI: the request was lost (cleared when the run entered its own signal block), the task ran on uninterrupted and
+    was never requeued. Now the run stops after its first step with a checkpoint, exits 3 (requeue), and the next
+    `run-index` resumes it to the digits of an uninterrupted run."""
+    runs = preset_runs('cpu-tiny', methods=['pls'], seeds=[0], epochs=2)
+    m = write_manifest(runs, RunOptions(out=str(tmp_path / 'out'), engine='direct'))
+    hook = (
+        "import os, signal\n"
+        "import pls_edu.runs as r\n"
+        "check = r.check_writable\n"
+        "r.check_writable = lambda p: (os.kill(os.getpid(), signal.SIGUSR1), check(p))[1]\n"
+    )
+    first = f"{hook}from pls_edu.cli import main\nmain(['run-index', {str(m)!r}, '0'])"
+    p = subprocess.run([sys.executable, '-c', first], env=ENV, capture_output=True, text=True, timeout=300)
+    d = run_dir(tmp_path / 'out', runs[0].config)
+    assert p.returncode == 3 and p.stdout.splitlines()[-1].startswith('manifest entry 0: interrupted'), (
+        p.returncode,
+        p.stdout[-500:],
+        p.stderr[-500:],
+    )
+    assert (d / CKPT).exists() and not (d / RESULT).exists()
+    assert 'stopped on request after step 1 ' in (d / LOG).read_text()
+    again = subprocess.run([*PLS_SWEEP, 'run-index', str(m), '0'], env=ENV, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stdout.splitlines()[-1] == 'manifest entry 0: resumed', again.stdout[-500:]
+    ref = run_one(runs[0], RunOptions(out=str(tmp_path / 'ref'), threads=1))['result']
+    got = read_result(d / RESULT)
+    assert [h['error'] for h in got['history']] == [h['error'] for h in ref['history']]
+    assert np.array_equal(
+        np.load(d / LOGITS)['test_logits'], np.load(run_dir(tmp_path / 'ref', runs[0].config) / LOGITS)['test_logits']
     )

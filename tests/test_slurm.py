@@ -118,7 +118,9 @@ def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, 
     from pls_edu.presets import preset_runs
     from pls_edu.results import read_result, run_dir
 
-    shared, E = tmp_path / 'shared', 300
+    # SLURM sends USR1 at most 30 s into each attempt (up to a minute before the `--signal` time, so possibly at once):
+    # 600 epochs (about 80 s on one core here) are long enough that no attempt finishes before its signal
+    shared, E = tmp_path / 'shared', 600
     ref = subprocess.Popen(
         [
             *PLS_TRAIN,

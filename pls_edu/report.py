@@ -19,7 +19,7 @@ __all__ = ['NAMES', 'run_label', 'summary_rows', 'fmt_error', 'fmt_ci', 'fmt_p',
 # %% ../nbs/14_report.ipynb #b38b9c34
 def run_label(r):
     """A result's row name: its method, with the tags its run id adds
-    (`pls_detach`, notebook 24)."""
+    (`pls_detach`, notebook 25)."""
     c, rid = r['config'], r.get('id') or ''
     head = f"{c['dataset']}_{c['model']}_{c['method']}_s{c['seed']}"
     return c['method'] + (rid[len(head) :] if rid.startswith(head) else '')

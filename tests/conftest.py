@@ -27,7 +27,7 @@ def digits():
 @pytest.fixture(scope='session')
 def real_root():
     "The repository's data folder with real MNIST in it: CI fetches it with the README's command, and so does this."
-    from pls_edu.cli import data_main
+    from pls_edu.fetch import data_main
     from pls_edu.fetch import mnist_ready
 
     root = Path(__file__).resolve().parent.parent / 'data'

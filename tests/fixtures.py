@@ -127,5 +127,5 @@ def fake_result(out, cfg, error, best=None, n_test=1000):
 
 
 # the command lines, as a test starts them in a fresh process
-PLS_TRAIN = [sys.executable, '-c', 'from pls_edu.cli import train_main; train_main()']
+PLS_TRAIN = [sys.executable, '-c', 'from pls_edu.traincli import train_main; train_main()']
 PLS_SWEEP = [sys.executable, '-m', 'pls_edu.cli']

@@ -4,12 +4,12 @@ import argparse
 
 import pytest
 
-from pls_edu import bench, cli, compare, gpucheck
+from pls_edu import bench, cli, compare, fetch, gpucheck, traincli
 
 
 def _parsers():
     "Every parser and sub-parser of the package's command lines, by name."
-    out = {'pls-train': cli.train_parser(), 'pls-data': cli.data_parser(), 'pls-compare': compare.parser()}
+    out = {'pls-train': traincli.train_parser(), 'pls-data': fetch.data_parser(), 'pls-compare': compare.parser()}
     sweep = cli.parser()
     out['pls-sweep'] = sweep
     for a in sweep._actions:

@@ -299,10 +299,10 @@ def test_each_module_is_described_by_a_whole_sentence():
 
 
 def test_the_committed_run_notebook_is_the_generated_one():
-    from pls_edu.sweep import run_notebook
+    from pls_edu.runbook import run_notebook
 
     fresh = [c.source for c in run_notebook().cells]
-    assert [c.source for c in nb('29_run').cells] == fresh
+    assert [c.source for c in nb('31_run').cells] == fresh
 
 
 # the committed outputs ---------------------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from fixtures import make_mnist, make_cifar, make_svhn, make_tiny_imagenet
-from pls_edu.datasets import load_dataset, DatasetError, SPECS, PAPER_DATASETS
+from pls_edu.datasets import load_dataset, SPECS, PAPER_DATASETS
+from pls_edu.readers import DatasetError
 from pls_edu.data import ImageData
 
 

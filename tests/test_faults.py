@@ -34,7 +34,8 @@ from pls_edu.results import CKPT, LOG, LOGITS, MODEL, RESULT, collect, load_run_
 from pls_edu.runs import run_one
 from pls_edu.slurm import write_manifest
 from pls_edu.spec import RunOptions, RunSpec
-from pls_edu.sweep import aggregate, run_sweep
+from pls_edu.tables import aggregate
+from pls_edu.sweep import run_sweep
 from pls_edu.train import TrainConfig
 
 E = 6

@@ -51,7 +51,7 @@ def test_cpu_preset_as_a_job_array(slurm, tmp_path, capsys):
     from pls_edu.cli import main
     from pls_edu.presets import preset_runs
     from pls_edu.results import run_dir
-    from pls_edu.sweep import aggregate
+    from pls_edu.tables import aggregate
 
     shared = tmp_path / 'shared'
     main(['slurm', 'cpu-tiny', '--out', str(shared), '--cpus', '1', '--time', '00:20:00', '--threads', '1', '--submit'])

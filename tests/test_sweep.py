@@ -14,7 +14,9 @@ from pls_edu.results import CKPT, RESULT, run_dir
 from pls_edu.runs import run_one
 from pls_edu.slurm import load_manifest, write_manifest, write_sbatch
 from pls_edu.spec import RunOptions, RunSpec
-from pls_edu.sweep import aggregate, run_notebook, run_sweep, write_tables
+from pls_edu.tables import aggregate, write_tables
+from pls_edu.runbook import run_notebook
+from pls_edu.sweep import run_sweep
 from pls_edu.train import TrainConfig
 
 

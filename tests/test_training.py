@@ -104,7 +104,7 @@ def test_bf16_autocast_and_channels_last_path(name, digits):
 def test_paper_recipe_end_to_end_on_cifar_files(tmp_path, capsys):
     "The paper's recipe, PreAct ResNet-18 and the real CIFAR-10 loader, on a fixture written in CIFAR's own format."
     from fixtures import make_cifar
-    from pls_edu.cli import train_main as pls_train
+    from pls_edu.traincli import train_main as pls_train
     from pls_edu.results import read_result
 
     make_cifar(tmp_path / 'data', n=8)

@@ -19,7 +19,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other tools
 
-from catalog import (  # noqa: F401  (the course's names, re-exported for the tests and notebook 38)
+from catalog import (  # noqa: F401  (the course's names, re-exported for the tests and notebook 42)
     COURSE,
     COURSE_PART,
     FINGERPRINT,
@@ -51,16 +51,16 @@ def _clean(paths):
 
 
 def regenerate_run_notebook():
-    "Write nbs/29_run.ipynb afresh from the library's generator (keeping nothing else)."
-    from pls_edu.sweep import write_run_notebook
+    "Write nbs/31_run.ipynb afresh from the library's generator (keeping nothing else)."
+    from pls_edu.runbook import write_run_notebook
 
-    write_run_notebook(NBS / '29_run.ipynb')
+    write_run_notebook(NBS / '31_run.ipynb')
 
 
 def execute(paths=None, workers=2, log=print):
     "Execute `paths` (default: the whole course) and commit their outputs into the notebooks; returns the seconds."
     paths = [Path(p) for p in (paths or notebooks())]
-    if any(p.name == '29_run.ipynb' for p in paths):
+    if any(p.name == '31_run.ipynb' for p in paths):
         regenerate_run_notebook()
 
     def one(p):

@@ -4,17 +4,14 @@
 
 # %% ../nbs/14_report.ipynb #0dfc1120
 from __future__ import annotations
-import csv
-from pathlib import Path
 
 import numpy as np
 
-import pls_edu
 from .metrics import mean_std, paired_ci_by_seed, bootstrap_diff, mcnemar
 
 # %% auto #0
-__all__ = ['NAMES', 'run_label', 'summary_rows', 'fmt_error', 'fmt_ci', 'fmt_p', 'format_grid', 'main_table', 'findings',
-           'paper_results', 'paper_value', 'paper_table', 'plot_fig3']
+__all__ = ['METRICS', 'MAIN_HEAD', 'run_label', 'summary_rows', 'fmt_error', 'fmt_ci', 'fmt_p', 'format_grid', 'fmt_vs_ref',
+           'fmt_boot', 'main_table', 'findings']
 
 # %% ../nbs/14_report.ipynb #b38b9c34
 def run_label(r):
@@ -44,13 +41,47 @@ def _image_tests(mine, base):
     a = {r['config']['seed']: r for r in mine if r.get('pred') is not None}
     b = {r['config']['seed']: r for r in base if r.get('pred') is not None}
     seeds = sorted(set(a) & set(b))
-    if not seeds or any(
-        not np.array_equal(a[s]['labels'], b[s]['labels']) for s in seeds
-    ):
+    same = all(np.array_equal(a[s]['labels'], b[s]['labels']) for s in seeds)
+    if not seeds or not same:
         return None
     ca = np.stack([a[s]['pred'] == a[s]['labels'] for s in seeds])
     cb = np.stack([b[s]['pred'] == b[s]['labels'] for s in seeds])
     return {'boot': bootstrap_diff(ca, cb), 'mcnemar': mcnemar(ca, cb)}
+
+
+METRICS = ('winning_softmax', 'ece', 'nll')  # averaged over seeds in each row
+
+
+def _interval(d, diff, prefix):
+    "An interval's four columns: `diff`, then `prefix` _lo, _hi, _significant."
+    d = d or {}
+    return {
+        diff: d.get('diff'),
+        f'{prefix}_lo': d.get('lo'),
+        f'{prefix}_hi': d.get('hi'),
+        f'{prefix}_significant': d.get('significant'),
+    }
+
+
+def _row(key, rs, base, ref, error):
+    "The row of group `key`: its error over seeds, its tests against `base`."
+    mine = _by_seed(rs, error)
+    em, es, n = mean_std(mine.values())
+    m = key[2]
+    ci = paired_ci_by_seed(mine, _by_seed(base, error)) if m != ref else None
+    img = _image_tests(rs, base) if m != ref and error == 'final' else None
+    head = dict(zip(('dataset', 'model', 'method'), key))
+    return {
+        **head,
+        'seeds': n,
+        'error_mean': em,
+        'error_std': es,
+        'ref': ref,
+        **_interval(ci, 'vs_ref', 'vs_ref'),
+        **_interval(img and img['boot'], 'boot_diff', 'boot'),
+        'mcnemar_p': img['mcnemar']['p'] if img else None,
+        **{k: float(np.mean([r['final'][k] for r in rs])) for k in METRICS},
+    }
 
 
 def summary_rows(results, methods=None, ref='erm', error='final'):
@@ -58,45 +89,15 @@ def summary_rows(results, methods=None, ref='erm', error='final'):
     `ref`, means of the other metrics."""
     groups = _groups(results)
     order = {m: i for i, m in enumerate(methods or [])}
-    keys = sorted(
-        groups, key=lambda k: (k[0], k[1], order.get(k[2], len(order)), k[2])
-    )
+    rank = lambda k: (k[0], k[1], order.get(k[2], len(order)), k[2])
     rows = []
-    for ds, model, m in keys:
-        method = groups[ds, model, m][0]['config']['method']
-        if methods and m not in methods and method not in methods:
+    for key in sorted(groups, key=rank):
+        rs = groups[key]
+        method = rs[0]['config']['method']
+        if methods and key[2] not in methods and method not in methods:
             continue
-        rs = groups[ds, model, m]
-        base = groups.get((ds, model, ref), [])
-        mine = _by_seed(rs, error)
-        em, es, n = mean_std(mine.values())
-        ci = paired_ci_by_seed(mine, _by_seed(base, error)) if m != ref else None
-        img = _image_tests(rs, base) if m != ref and error == 'final' else None
-        boot = img['boot'] if img else None
-        f = [r['final'] for r in rs]
-        rows.append(
-            {
-                'dataset': ds,
-                'model': model,
-                'method': m,
-                'seeds': n,
-                'error_mean': em,
-                'error_std': es,
-                'ref': ref,
-                'vs_ref': ci and ci['diff'],
-                'vs_ref_lo': ci and ci['lo'],
-                'vs_ref_hi': ci and ci['hi'],
-                'vs_ref_significant': ci and ci['significant'],
-                'boot_diff': boot and boot['diff'],
-                'boot_lo': boot and boot['lo'],
-                'boot_hi': boot and boot['hi'],
-                'boot_significant': boot and boot['significant'],
-                'mcnemar_p': img and img['mcnemar']['p'],
-                'winning_softmax': float(np.mean([x['winning_softmax'] for x in f])),
-                'ece': float(np.mean([x['ece'] for x in f])),
-                'nll': float(np.mean([x['nll'] for x in f])),
-            }
-        )
+        base = groups.get((key[0], key[1], ref), [])
+        rows.append(_row(key, rs, base, ref, error))
     return rows
 
 # %% ../nbs/14_report.ipynb #0ae2b281
@@ -139,48 +140,50 @@ def format_grid(head, body, markdown=False):
     )
 
 # %% ../nbs/14_report.ipynb #4f89fc85
+MAIN_HEAD = (
+    'method',
+    'seeds',
+    'error (%)',
+    'vs {ref}: by seed (95% CI)',
+    'over test images (95% CI)',
+    'McNemar p',
+    'winning softmax',
+    'ECE',
+    'NLL',
+)
+
+
+def fmt_vs_ref(r):
+    "A row's interval by seed against the reference, formatted."
+    return fmt_ci(
+        r['vs_ref'], r['vs_ref_lo'], r['vs_ref_hi'], r['vs_ref_significant']
+    )
+
+
+def fmt_boot(r):
+    "A row's bootstrap interval over test images, formatted."
+    return fmt_ci(r['boot_diff'], r['boot_lo'], r['boot_hi'], r['boot_significant'])
+
+
+def _main_cells(r, best, markdown):
+    "One row of the main table; the best error in bold, or marked (best)."
+    e = fmt_error(r['error_mean'], r['error_std'])
+    if r['error_mean'] == best:
+        e = f"**{e}**" if markdown else f"{e} (best)"
+    tests = [fmt_vs_ref(r), fmt_boot(r), fmt_p(r['mcnemar_p'])]
+    return [r['method'], str(r['seeds']), e, *tests] + [
+        f"{r[k]:.3f}" for k in METRICS
+    ]
+
+
 def main_table(rows, markdown=False):
     "The summary rows as the main job's table."
     if not rows:
         return '(no finished runs)'
     best = min(r['error_mean'] for r in rows)
     ref = rows[0]['ref'].upper() if rows[0]['ref'] == 'erm' else rows[0]['ref']
-    head = [
-        'method',
-        'seeds',
-        'error (%)',
-        f'vs {ref}: by seed (95% CI)',
-        'over test images (95% CI)',
-        'McNemar p',
-        'winning softmax',
-        'ECE',
-        'NLL',
-    ]
-    body = []
-    for r in rows:
-        e = fmt_error(r['error_mean'], r['error_std'])
-        if r['error_mean'] == best:
-            e = f"**{e}**" if markdown else f"{e} (best)"
-        body.append(
-            [
-                r['method'],
-                str(r['seeds']),
-                e,
-                fmt_ci(
-                    r['vs_ref'],
-                    r['vs_ref_lo'],
-                    r['vs_ref_hi'],
-                    r['vs_ref_significant'],
-                ),
-                fmt_ci(
-                    r['boot_diff'], r['boot_lo'], r['boot_hi'], r['boot_significant']
-                ),
-                fmt_p(r['mcnemar_p']),
-                f"{r['winning_softmax']:.3f}",
-                f"{r['ece']:.3f}",
-                f"{r['nll']:.3f}",
-            ]
-        )
+    head = [h.format(ref=ref) for h in MAIN_HEAD]
+    body = [_main_cells(r, best, markdown) for r in rows]
     return format_grid(head, body, markdown)
 
 # %% ../nbs/14_report.ipynb #7a7d4b95
@@ -188,235 +191,98 @@ def _named(methods):
     return ', '.join(f"`{m}`" for m in methods) if methods else 'none'
 
 
+def _conservative(rows, by, ref):
+    "The winning-softmax finding: PLS's against the lowest other and the reference."
+    if 'pls' not in by or len(by) < 2:
+        return None
+    others = [r for r in rows if r['method'] != 'pls']
+    low = min(others, key=lambda r: r['winning_softmax'])
+    return (
+        "- **Conservative classification** (the paper's second claim, Figs. 2 "
+        "and 5): PLS's mean winning "
+        f"softmax is {by['pls']['winning_softmax']:.3f}; the lowest of the "
+        "other methods is "
+        f"`{low['method']}`'s at {low['winning_softmax']:.3f}, and ERM's is "
+        f"{by[ref]['winning_softmax']:.3f}."
+    )
+
+
+def _accuracy(by, ref, size):
+    "The accuracy finding: PLS's error and its paired difference, both intervals."
+    p = by.get('pls')
+    if p is None or p['vs_ref'] is None:
+        return None
+    boot = ''
+    if p['boot_lo'] is not None:
+        boot = f"; over test images [{p['boot_lo']:+.2f}, {p['boot_hi']:+.2f}]"
+    return (
+        "- **Accuracy** (the paper's first claim): PLS's error is "
+        f"{p['error_mean']:.2f}% against "
+        f"{ref.upper()}'s {by[ref]['error_mean']:.2f}%{size}, a paired "
+        f"difference of {p['vs_ref']:+.2f} "
+        f"points (by seed [{p['vs_ref_lo']:+.2f}, {p['vs_ref_hi']:+.2f}]{boot})."
+    )
+
+# %% ../nbs/14_report.ipynb #1522b53f
+def _intervals(rows, ref, size):
+    "Which intervals exclude 0; a finding needs both, by seed and over test images."
+    scored = [r for r in rows if r['vs_ref'] is not None]
+    by_seed = [r['method'] for r in scored if r['vs_ref_significant']]
+    images = [r['method'] for r in scored if r['boot_significant']]
+    both = [r for r in scored if r['vs_ref_significant'] and r['boot_significant']]
+    better = [r['method'] for r in both if r['boot_hi'] < 0 and r['vs_ref_hi'] < 0]
+    worse = [r['method'] for r in both if r['boot_lo'] > 0 and r['vs_ref_lo'] > 0]
+    R = ref.upper()
+    line = f"- Intervals by seed that exclude 0: {_named(by_seed)}. Over test "
+    line += f"images (bootstrap): {_named(images)}"
+    if not images:
+        noise = (
+            f"- No method's difference from {R} is distinguishable from the test "
+            f"set's own noise{size}: the ranking of the table is not evidence "
+            "either way."
+        )
+        return [line + '.', noise]
+    tail = f"; by both, better than {R}: {_named(better)}; worse: {_named(worse)}"
+    return [line + tail + '.']
+
+
+def _calibration(calibration, ref):
+    "The calibration finding: PLS's ECE before and after temperature scaling."
+    c = {s['method']: s for s in calibration or []}
+    if 'pls' not in c or ref not in c:
+        return None
+    erm_t = c[ref]['T']
+    side = 'also below 1: under-confident' if erm_t < 1 else 'above 1'
+    return (
+        "- **Calibration** (Fig. 6): PLS's ECE is "
+        f"{c['pls']['ece_before']:.3f} before temperature "
+        f"scaling and {c['pls']['ece_after']:.3f} after, with T = "
+        f"{c['pls']['T']:.3f}; ERM's T is {erm_t:.3f} ({side})."
+    )
+
+
+def _foreign(ood, ref):
+    "The foreign-image finding: winning softmax on them, and AUROC (not ranked)."
+    o = {s['method']: s for s in ood or []}
+    if 'pls' not in o:
+        return None
+    top = max(ood, key=lambda s: s['auroc'])
+    return (
+        "- **Foreign images** (Fig. 7): PLS's mean winning softmax on them is "
+        f"{o['pls']['mean_winning_out']:.3f} (ERM "
+        f"{o[ref]['mean_winning_out']:.3f}); the highest AUROC measured is "
+        f"`{top['method']}`'s ({top['auroc']:.3f}; PLS {o['pls']['auroc']:.3f}; "
+        "no interval is computed for AUROC, so this is not a ranking)."
+    )
+
+
 def findings(rows, calibration=None, ood=None, n_test=None):
     """Markdown bullets that state what `rows` (and the calibration and OOD
     summaries) support, from their numbers."""
     by = {r['method']: r for r in rows}
     ref = rows[0]['ref']
-    out = []
-    if 'pls' in by and len(by) > 1:
-        others = [r for r in rows if r['method'] != 'pls']
-        low = min(others, key=lambda r: r['winning_softmax'])
-        out.append(
-            "- **Conservative classification** (the paper's second claim, Figs. 2 "
-            "and 5): PLS's mean winning "
-            f"softmax is {by['pls']['winning_softmax']:.3f}; the lowest of the "
-            "other methods is "
-            f"`{low['method']}`'s at {low['winning_softmax']:.3f}, and ERM's is "
-            f"{by[ref]['winning_softmax']:.3f}."
-        )
-    scored = [r for r in rows if r['vs_ref'] is not None]
-    by_seed = [r['method'] for r in scored if r['vs_ref_significant']]
-    images = [r['method'] for r in scored if r['boot_significant']]
-    # a finding needs both intervals, by seed and over test images, to exclude 0
-    both = [r for r in scored if r['vs_ref_significant'] and r['boot_significant']]
-    better = [r['method'] for r in both if r['boot_hi'] < 0 and r['vs_ref_hi'] < 0]
-    worse = [r['method'] for r in both if r['boot_lo'] > 0 and r['vs_ref_lo'] > 0]
     size = f" on {n_test:,} test images" if n_test else ''
-    if 'pls' in by and by['pls']['vs_ref'] is not None:
-        p = by['pls']
-        boot = (
-            f"; over test images [{p['boot_lo']:+.2f}, {p['boot_hi']:+.2f}]"
-            if p['boot_lo'] is not None
-            else ''
-        )
-        out.append(
-            "- **Accuracy** (the paper's first claim): PLS's error is "
-            f"{p['error_mean']:.2f}% against "
-            f"{ref.upper()}'s {by[ref]['error_mean']:.2f}%{size}, a paired "
-            f"difference of {p['vs_ref']:+.2f} "
-            f"points (by seed [{p['vs_ref_lo']:+.2f}, {p['vs_ref_hi']:+.2f}]{boot})."
-        )
-    out.append(
-        f"- Intervals by seed that exclude 0: {_named(by_seed)}. Over test images "
-        "(bootstrap): "
-        f"{_named(images)}"
-        + (
-            f"; by both, better than {ref.upper()}: {_named(better)}; worse: "
-            f"{_named(worse)}"
-            if images
-            else ''
-        )
-        + '.'
-    )
-    if not images:
-        out.append(
-            f"- No method's difference from {ref.upper()} is distinguishable from "
-            "the test set's own noise"
-            f"{size}: the ranking of the table is not evidence either way."
-        )
-    if calibration:
-        c = {s['method']: s for s in calibration}
-        if 'pls' in c and ref in c:
-            erm_t = c[ref]['T']
-            side = 'also below 1: under-confident' if erm_t < 1 else 'above 1'
-            out.append(
-                "- **Calibration** (Fig. 6): PLS's ECE is "
-                f"{c['pls']['ece_before']:.3f} before temperature "
-                f"scaling and {c['pls']['ece_after']:.3f} after, with T = "
-                f"{c['pls']['T']:.3f}; ERM's T is {erm_t:.3f} ({side})."
-            )
-    if ood:
-        o = {s['method']: s for s in ood}
-        top = max(ood, key=lambda s: s['auroc'])
-        if 'pls' in o:
-            out.append(
-                "- **Foreign images** (Fig. 7): PLS's mean winning softmax on them "
-                "is "
-                f"{o['pls']['mean_winning_out']:.3f} (ERM "
-                f"{o[ref]['mean_winning_out']:.3f}); the highest AUROC measured is "
-                f"`{top['method']}`'s ({top['auroc']:.3f}; "
-                f"PLS {o['pls']['auroc']:.3f}; "
-                "no interval is computed for AUROC, so this is not a ranking)."
-            )
-    return '\n'.join(out)
-
-# %% ../nbs/14_report.ipynb #7142855b
-NAMES = {
-    'erm': 'ERM',
-    'uls-0.1': 'ULS-0.1',
-    'uls-0.2': 'ULS-0.2',
-    'uls-0.3': 'ULS-0.3',
-    'mixup': 'Mixup',
-    'mixup-uls-0.1': 'Mixup-ULS0.1',
-    'mixup-uls-0.2': 'Mixup-ULS0.2',
-    'mixup-uls-0.3': 'Mixup-ULS0.3',
-    'pls': 'PLS',
-    'pls-no-learned': '— no learned distribution',
-    'pls-no-original': '— no original samples',
-    'pls-ud-0.1': '— UD 0.1',
-    'pls-ud-0.2': '— UD 0.2',
-    'pls-ud-0.3': '— UD 0.3',
-    'pls-coeff': 'pred. coeff.',
-    'preact-resnet18': 'PreAct ResNet-18',
-    'resnet50': 'ResNet-50',
-    'small-cnn': 'small CNN',
-    'small-cnn-g3': 'small CNN (3x3 grid)',
-}
-
-
-def paper_results():
-    """The paper's published error rates, keyed by (table, model, dataset, method) ->
-    (mean, std or None)."""
-    out = {}
-    with open(Path(pls_edu.__file__).parent / 'paper_results.csv') as f:
-        for r in csv.DictReader(f):
-            std = float(r['error_std']) if r['error_std'] else None
-            out[(r['table'], r['model'], r['dataset'], r['method'])] = (
-                float(r['error_mean']),
-                std,
-            )
-    return out
-
-
-def paper_value(paper, table, model, dataset, method, paper_model=None):
-    """The paper's number for a cell: from `table`, else from Table 1 (PreAct
-    ResNet-18) or 2 (ResNet-50)."""
-    pm = paper_model or model
-    fallback = 'table1' if pm == 'preact-resnet18' else 'table2'
-    return paper.get((table, pm, dataset, method)) or paper.get(
-        (fallback, pm, dataset, method)
-    )
-
-
-def paper_table(
-    rows, methods, columns, table='table1', paper_model=None, markdown=True
-):
-    """Rows in the paper's layout: one row per method; per column (model, dataset,
-    label) ours, paper, diff, tests."""
-    paper = paper_results()
-    cell = {(r['model'], r['dataset'], r['method']): r for r in rows}
-    images = any(r['boot_lo'] is not None for r in rows)
-    head = ['method']
-    for _, _, label in columns:
-        head += [label, 'paper', 'Δ', 'by seed (95% CI)'] + (
-            ['over images (95% CI)'] if images else []
-        )
-    best = {}
-    for model, ds, _ in columns:
-        means = [
-            cell[model, ds, m]['error_mean']
-            for m in methods
-            if (model, ds, m) in cell
-        ]
-        best[model, ds] = min(means) if means else None
-    body = []
-    for m in methods:
-        cells = [NAMES.get(m, m)]
-        for model, ds, _ in columns:
-            r = cell.get((model, ds, m))
-            pp = paper_value(paper, table, model, ds, m, paper_model)
-            ours = r['error_mean'] if r else None
-            is_best = ours is not None and ours == best[model, ds]
-            e = fmt_error(
-                ours, r and r['error_std'], r and r['seeds'], is_best and markdown
-            )
-            cells.append(e + (' (best)' if is_best and not markdown else ''))
-            cells.append(fmt_error(*pp) if pp else '—')
-            cells.append(f"{ours - pp[0]:+.2f}" if (r and pp) else '—')
-            cells.append(
-                fmt_ci(
-                    r['vs_ref'],
-                    r['vs_ref_lo'],
-                    r['vs_ref_hi'],
-                    r['vs_ref_significant'],
-                )
-                if r
-                else '—'
-            )
-            if images:
-                cells.append(
-                    fmt_ci(
-                        r['boot_diff'],
-                        r['boot_lo'],
-                        r['boot_hi'],
-                        r['boot_significant'],
-                    )
-                    if r
-                    else '—'
-                )
-        body.append(cells)
-    return format_grid(head, body, markdown)
-
-# %% ../nbs/14_report.ipynb #daa0463b
-def plot_fig3(rows, ax=None, paper_point=True, label='ours'):
-    """Error against the reweight factor w (Fig. 3) from summary rows of `pls-wX`
-    (and `pls`, drawn at w = 0.5)."""
-    import matplotlib.pyplot as plt
-
-    pts = []
-    for r in rows:
-        if r['error_mean'] is None:
-            continue
-        if r['method'].startswith('pls-w'):
-            pts.append(
-                (
-                    float(r['method'][5:]),
-                    r['error_mean'],
-                    r['error_std'] or 0,
-                    r['seeds'],
-                )
-            )
-        elif r['method'] == 'pls':
-            pts.append((0.5, r['error_mean'], r['error_std'] or 0, r['seeds']))
-    if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 3))
-    if pts:
-        x, y, e, n = zip(*sorted(pts))
-        ax.errorbar(x, y, e, marker='o', capsize=3, label=label)
-        for xi, yi, ni in zip(x, y, n):
-            ax.annotate(
-                f"{ni}",
-                (xi, yi),
-                textcoords='offset points',
-                xytext=(0, 6),
-                fontsize=6,
-                ha='center',
-            )
-    pw = paper_results().get(('fig3', 'preact-resnet18', 'cifar100', 'pls-w0.5'))
-    if paper_point and pw:
-        ax.plot([0.5], [pw[0]], 'r*', ms=10, label='paper, w = 0.5 (PLS, CIFAR-100)')
-    ax.set_xlabel('reweight factor w (numbers: seeds)')
-    ax.set_ylabel('test error (%)')
-    ax.legend(fontsize=7)
-    return ax
+    out = [_conservative(rows, by, ref), _accuracy(by, ref, size)]
+    out += _intervals(rows, ref, size)
+    out += [_calibration(calibration, ref), _foreign(ood, ref)]
+    return '\n'.join(s for s in out if s)

@@ -4,19 +4,150 @@
 
 # %% ../nbs/32_tables.ipynb #fd892ac7
 from __future__ import annotations
-import contextlib, platform
+import contextlib, csv, platform
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from .files import save_csv, save_png, save_text
 from .presets import PRESETS, preset_runs, layout
-from .report import NAMES, summary_rows, paper_table, plot_fig3
+import pls_edu
+from .report import fmt_boot, fmt_error, fmt_vs_ref, format_grid, summary_rows
 from .results import RESULT, collect, run_id, write_summary
 from .runs import run_identity
 
 # %% auto #0
-__all__ = ['ERRORS', 'SETTING_KEYS', 'preset_results', 'aggregate', 'table_header', 'write_tables', 'preset_summary']
+__all__ = ['NAMES', 'ERRORS', 'SETTING_KEYS', 'paper_results', 'paper_value', 'paper_table', 'plot_fig3', 'preset_results',
+           'aggregate', 'table_header', 'write_tables', 'preset_summary']
+
+# %% ../nbs/32_tables.ipynb #7142855b
+NAMES = {
+    'erm': 'ERM',
+    'uls-0.1': 'ULS-0.1',
+    'uls-0.2': 'ULS-0.2',
+    'uls-0.3': 'ULS-0.3',
+    'mixup': 'Mixup',
+    'mixup-uls-0.1': 'Mixup-ULS0.1',
+    'mixup-uls-0.2': 'Mixup-ULS0.2',
+    'mixup-uls-0.3': 'Mixup-ULS0.3',
+    'pls': 'PLS',
+    'pls-no-learned': '— no learned distribution',
+    'pls-no-original': '— no original samples',
+    'pls-ud-0.1': '— UD 0.1',
+    'pls-ud-0.2': '— UD 0.2',
+    'pls-ud-0.3': '— UD 0.3',
+    'pls-coeff': 'pred. coeff.',
+    'preact-resnet18': 'PreAct ResNet-18',
+    'resnet50': 'ResNet-50',
+    'small-cnn': 'small CNN',
+    'small-cnn-g3': 'small CNN (3x3 grid)',
+}
+
+
+def paper_results():
+    """The paper's published error rates, keyed by (table, model, dataset, method) ->
+    (mean, std or None)."""
+    out = {}
+    with open(Path(pls_edu.__file__).parent / 'paper_results.csv') as f:
+        for r in csv.DictReader(f):
+            std = float(r['error_std']) if r['error_std'] else None
+            out[(r['table'], r['model'], r['dataset'], r['method'])] = (
+                float(r['error_mean']),
+                std,
+            )
+    return out
+
+
+def paper_value(paper, table, model, dataset, method, paper_model=None):
+    """The paper's number for a cell: from `table`, else from Table 1 (PreAct
+    ResNet-18) or 2 (ResNet-50)."""
+    pm = paper_model or model
+    fallback = 'table1' if pm == 'preact-resnet18' else 'table2'
+    return paper.get((table, pm, dataset, method)) or paper.get((fallback, pm, dataset, method))
+
+
+def _column_bests(cell, methods, columns):
+    "The lowest mean error in each column (None for an empty one)."
+    best = {}
+    for model, ds, _ in columns:
+        means = [cell[model, ds, m]['error_mean'] for m in methods if (model, ds, m) in cell]
+        best[model, ds] = min(means) if means else None
+    return best
+
+
+def _column_cells(r, pp, best, markdown, images):
+    "One method's cells in one column: ours, the paper's, the difference, the tests."
+    ours = r['error_mean'] if r else None
+    is_best = ours is not None and ours == best
+    e = fmt_error(ours, r and r['error_std'], r and r['seeds'], is_best and markdown)
+    cells = [e + (' (best)' if is_best and not markdown else '')]
+    cells.append(fmt_error(*pp) if pp else '—')
+    cells.append(f"{ours - pp[0]:+.2f}" if (r and pp) else '—')
+    tests = [fmt_vs_ref(r), fmt_boot(r)] if r else ['—', '—']
+    return cells + tests[: 2 if images else 1]
+
+
+def paper_table(rows, methods, columns, table='table1', paper_model=None, markdown=True):
+    """Rows in the paper's layout: one row per method; per column (model, dataset,
+    label) ours, paper, diff, tests."""
+    paper = paper_results()
+    cell = {(r['model'], r['dataset'], r['method']): r for r in rows}
+    images = any(r['boot_lo'] is not None for r in rows)
+    extra = ['over images (95% CI)'] if images else []
+    head = ['method']
+    for _, _, label in columns:
+        head += [label, 'paper', 'Δ', 'by seed (95% CI)', *extra]
+    best = _column_bests(cell, methods, columns)
+    body = []
+    for m in methods:
+        cells = [NAMES.get(m, m)]
+        for model, ds, _ in columns:
+            pp = paper_value(paper, table, model, ds, m, paper_model)
+            r = cell.get((model, ds, m))
+            cells += _column_cells(r, pp, best[model, ds], markdown, images)
+        body.append(cells)
+    return format_grid(head, body, markdown)
+
+# %% ../nbs/32_tables.ipynb #daa0463b
+def _fig3_points(rows):
+    "Sorted (w, mean error, std, seeds) of the `pls-wX` rows, and of `pls` at w = 0.5."
+    pts = []
+    for r in rows:
+        m = r['method']
+        if r['error_mean'] is None or not (m.startswith('pls-w') or m == 'pls'):
+            continue
+        w = 0.5 if m == 'pls' else float(m[5:])
+        pts.append((w, r['error_mean'], r['error_std'] or 0, r['seeds']))
+    return sorted(pts)
+
+
+def plot_fig3(rows, ax=None, paper_point=True, label='ours'):
+    """Error against the reweight factor w (Fig. 3) from summary rows of `pls-wX`
+    (and `pls`, drawn at w = 0.5)."""
+    import matplotlib.pyplot as plt
+
+    pts = _fig3_points(rows)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 3))
+    if pts:
+        x, y, e, n = zip(*pts)
+        ax.errorbar(x, y, e, marker='o', capsize=3, label=label)
+        for xi, yi, ni in zip(x, y, n):
+            ax.annotate(
+                f"{ni}",
+                (xi, yi),
+                textcoords='offset points',
+                xytext=(0, 6),
+                fontsize=6,
+                ha='center',
+            )
+    pw = paper_results().get(('fig3', 'preact-resnet18', 'cifar100', 'pls-w0.5'))
+    if paper_point and pw:
+        ax.plot([0.5], [pw[0]], 'r*', ms=10, label='paper, w = 0.5 (PLS, CIFAR-100)')
+    ax.set_xlabel('reweight factor w (numbers: seeds)')
+    ax.set_ylabel('test error (%)')
+    ax.legend(fontsize=7)
+    return ax
 
 # %% ../nbs/32_tables.ipynb #2a94694d
 ERRORS = ('final', 'best')

@@ -9,7 +9,7 @@ import pytest
 from fixtures import fake_result
 from pls_edu.cli import main, run_index
 from pls_edu.presets import PRESETS, preset_runs
-from pls_edu.report import paper_results
+from pls_edu.tables import paper_results
 from pls_edu.results import CKPT, RESULT, run_dir
 from pls_edu.runs import run_one
 from pls_edu.slurm import load_manifest, write_manifest, write_sbatch

@@ -24,7 +24,7 @@ from .train import Trainer
 
 # %% auto #0
 __all__ = ['PARTS', 'PlainLoop', 'real_mnist', 'bench_mnist', 'bench_digits', 'resnet_trainers', 'bench_resnet', 'bench_analysis',
-           'bench_main_job', 'report', 'main']
+           'bench_main_job', 'report', 'bench_parser', 'main']
 
 # %% ../nbs/38_bench.ipynb #8a4d8116
 class PlainLoop:
@@ -184,19 +184,37 @@ def bench_main_job(workers=None):
     return {'main_job_wall_s': s['wall_seconds'], 'runs': len(s['runs'])}
 
 # %% ../nbs/38_bench.ipynb #60876e30
+def _report_mnist(m):
+    "The real-MNIST part's lines: images per second of each loader, and the ratios."
+    head = f"real MNIST, small CNN (3x3 grid), ERM, batch {m['batch_size']}, {m['threads']} thread (images/s):"
+    rates = [f"  {k:16s} {v:8.0f}" for k, v in m['images_per_s'].items()]
+    ratios = (
+        f"  device loader / DataLoader: {m['device_over_dataloader']:.2f}x;  device loader / plain loop: "
+        f"{m['device_over_plain']:.2f} (without the crop: {m['device_no_crop_over_plain']:.2f});  "
+        f"PLS/ERM step time: {m['pls_over_erm']:.3f}"
+    )
+    return [head, *rates, ratios]
+
+
+def _report_resnet(r):
+    "The ResNet part's lines: the fast path against the baseline, ERM and PLS."
+    i = r['images_per_s']
+    fast = 'device loader' + (', bf16, channels_last' if 'cuda' in r['device'] else '')
+    return [
+        f"PreAct ResNet-18, CIFAR-shaped, batch {r['batch_size']}, {r['device']} (images/s):",
+        f"  fast path ({fast}):  erm {i['fast-erm']:9.1f}   pls {i['fast-pls']:9.1f}   pls/erm time "
+        f"{r['pls_over_erm_fast']:.3f}",
+        f"  baseline (DataLoader + torchvision, fp32): erm {i['baseline-erm']:9.1f}   pls "
+        f"{i['baseline-pls']:9.1f}   pls/erm time {r['pls_over_erm_baseline']:.3f}",
+        f"  fast/baseline: erm {r['fast_over_baseline_erm']:.2f}x, pls {r['fast_over_baseline_pls']:.2f}x",
+    ]
+
+
 def report(res):
     "The benchmark results as printed lines."
     out = []
     if 'mnist' in res:
-        m = res['mnist']
-        i = m['images_per_s']
-        out.append(f"real MNIST, small CNN (3x3 grid), ERM, batch {m['batch_size']}, {m['threads']} thread (images/s):")
-        out += [f"  {k:16s} {v:8.0f}" for k, v in i.items()]
-        out.append(
-            f"  device loader / DataLoader: {m['device_over_dataloader']:.2f}x;  device loader / plain loop: "
-            f"{m['device_over_plain']:.2f} (without the crop: {m['device_no_crop_over_plain']:.2f});  "
-            f"PLS/ERM step time: {m['pls_over_erm']:.3f}"
-        )
+        out += _report_mnist(res['mnist'])
     if 'digits' in res:
         d = res['digits']
         out.append(
@@ -205,19 +223,7 @@ def report(res):
             f"rounds {d['pls_over_erm_fastest_rounds']:.3f}; target <= 1.05)"
         )
     if 'resnet' in res:
-        r = res['resnet']
-        i = r['images_per_s']
-        fast = 'device loader' + (', bf16, channels_last' if 'cuda' in r['device'] else '')
-        out.append(f"PreAct ResNet-18, CIFAR-shaped, batch {r['batch_size']}, {r['device']} (images/s):")
-        out.append(
-            f"  fast path ({fast}):  erm {i['fast-erm']:9.1f}   pls {i['fast-pls']:9.1f}   pls/erm time "
-            f"{r['pls_over_erm_fast']:.3f}"
-        )
-        out.append(
-            f"  baseline (DataLoader + torchvision, fp32): erm {i['baseline-erm']:9.1f}   pls "
-            f"{i['baseline-pls']:9.1f}   pls/erm time {r['pls_over_erm_baseline']:.3f}"
-        )
-        out.append(f"  fast/baseline: erm {r['fast_over_baseline_erm']:.2f}x, pls {r['fast_over_baseline_pls']:.2f}x")
+        out += _report_resnet(res['resnet'])
     if 'main_job' in res:
         out.append(
             f"main job (pls-compare, {res['main_job']['runs']} runs on digits): "
@@ -233,8 +239,8 @@ def report(res):
 PARTS = ['mnist', 'digits', 'resnet', 'analysis', 'main_job', 'cpu-paths']
 
 
-def main(argv=None):
-    "Command line of the benchmark (`pls-bench --help`)."
+def bench_parser():
+    "The `pls-bench` argument parser."
     p = argparse.ArgumentParser(prog='pls-bench', description='Speed ratios of pls_edu, measured in one run.')
     p.add_argument(
         '--device',
@@ -262,7 +268,11 @@ def main(argv=None):
     p.add_argument(
         '--update', action='store_true', help="keep the other parts already in --json's file (replace only those run)"
     )
-    a = p.parse_args(argv)
+    return p
+
+
+def _run_parts(a, p):
+    "Run the parts `a.only` names, interleaved as each part does; returns their results."
     gpu = a.device.startswith('cuda')
     res = {'device': a.device, 'torch': torch.__version__, 'threads': torch.get_num_threads()}
     t0 = time.perf_counter()
@@ -290,6 +300,14 @@ def main(argv=None):
     if 'cpu-paths' in a.only:
         res['cpu_paths'] = bench_cpu_paths(a.data_root, rounds=a.rounds)
     res['bench_wall_s'] = time.perf_counter() - t0
+    return res
+
+
+def main(argv=None):
+    "Command line of the benchmark (`pls-bench --help`)."
+    p = bench_parser()
+    a = p.parse_args(argv)
+    res = _run_parts(a, p)
     print('\n'.join(report(res)))
     if a.json:
         old = json.loads(Path(a.json).read_text()) if a.update and Path(a.json).exists() else {}

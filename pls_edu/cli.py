@@ -114,6 +114,111 @@ def _options(a, out, progress=False):
     )
 
 
+def _add_check(sub):
+    "The `check` subcommand."
+    p = sub.add_parser('check', help='check data, devices and results folder for a preset; start nothing')
+    _add_narrowing(p)
+    p.add_argument('--data-root', default='data', help='folder holding the datasets (default: data)')
+    p.add_argument(
+        '--devices',
+        nargs='+',
+        metavar='DEVICE',
+        help='devices to check, e.g. cuda:0 cuda:1 or cpu (default: what run would use)',
+    )
+
+
+def _add_plan(sub):
+    "The `plan` subcommand."
+    p = sub.add_parser('plan', help='runs, epochs and estimated device-hours of a preset')
+    _add_narrowing(p)
+    p.add_argument(
+        '--timings',
+        help='gpu_timings.json written by pls-gpu-check (default: PLS_GPU_TIMINGS or '
+        './gpu_timings.json; else fallback figures)',
+    )
+    p.add_argument(
+        '--gpus',
+        type=int,
+        default=None,
+        help="devices working in parallel, for the wall time (default: this machine's GPUs, at least 1)",
+    )
+
+
+def _add_run(sub):
+    "The `run` subcommand."
+    p = sub.add_parser('run', help='run a preset here (one run per device at a time)')
+    _add_narrowing(p)
+    p.add_argument(
+        '--devices',
+        nargs='+',
+        metavar='DEVICE',
+        help="default: every CUDA device for GPU presets, cpu for CPU presets; e.g. cuda:0 cuda:1, or cpu cpu",
+    )
+    _add_run_options(p)
+    p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+
+
+def _add_slurm(sub):
+    "The `slurm` subcommand."
+    p = sub.add_parser('slurm', help='write a manifest and a SLURM job-array script (and submit it with --submit)')
+    _add_narrowing(p)
+    _add_run_options(p)
+    p.add_argument('--partition', help='SLURM partition (default: the cluster default)')
+    p.add_argument('--cpus', type=int, default=None, help='CPUs per task (default: 8 for GPU work, 2 for CPU work)')
+    p.add_argument('--gpus-per-task', type=int, default=None, help='default: 1 for GPU presets, 0 for CPU presets')
+    p.add_argument(
+        '--gpu-request',
+        default='gres',
+        choices=GPU_REQUESTS,
+        help='how to ask for GPUs: gres (--gres=gpu:N, the default) or gpus-per-task (--gpus-per-task=N)',
+    )
+    p.add_argument('--mem', help='memory per task, e.g. 32G (default: the cluster default)')
+    p.add_argument(
+        '--time', default=None, help='time per task, e.g. 0-06:00:00 (default: from the plan, with a margin)'
+    )
+    p.add_argument('--timings', help='gpu_timings.json for the time estimate')
+    p.add_argument('--max-parallel', type=int, default=16, help='at most this many tasks at once (default: 16)')
+    p.add_argument(
+        '--signal-s', type=int, default=120, help='send USR1 this many seconds before the time limit (default: 120)'
+    )
+    p.add_argument('--submit', action='store_true', help='submit the array with sbatch')
+
+
+def _add_run_index(sub):
+    "The `run-index` subcommand."
+    p = sub.add_parser('run-index', help='run one manifest entry (what each array task calls)')
+    p.add_argument('manifest', help='the manifest.json written by pls-sweep slurm')
+    p.add_argument('index', type=int, help='the entry to run (SLURM_ARRAY_TASK_ID)')
+    p.add_argument('--device', default=None, help='device for the run: cpu, cuda or cuda:N (default: the entry\'s)')
+
+
+def _add_aggregate(sub):
+    "The `aggregate` subcommand."
+    p = sub.add_parser('aggregate', help="write the preset's tables from the result files")
+    _add_narrowing(p)
+    p.add_argument(
+        '--error',
+        default='final',
+        choices=['final', 'best'],
+        help="which epoch's error: final (the default) or best (chosen on test, so optimistic)",
+    )
+
+
+def _add_summary(sub):
+    "The `summary` subcommand."
+    p = sub.add_parser('summary', help="write a finished preset's small summary file, to commit (nbs/measured/)")
+    _add_narrowing(p)
+    p.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
+    p.add_argument('--runs-at-a-time', type=int, default=None, help='how many runs ran side by side, for the record')
+
+
+def _add_status(sub):
+    "The `status` subcommand."
+    p = sub.add_parser('status', help='finished, running (where), interrupted, failed (why) and missing runs')
+    _add_narrowing(p)
+    p.add_argument('--lease-s', type=float, default=None, help='a lease older than this is not live (default: 300)')
+
+
 def parser():
     "The `pls-sweep` argument parser."
     p = argparse.ArgumentParser(
@@ -123,79 +228,14 @@ def parser():
     )
     sub = p.add_subparsers(dest='cmd', required=True, metavar='COMMAND')
     sub.add_parser('list', help='the presets, with their kind and number of runs')
-    c = sub.add_parser('check', help='check data, devices and results folder for a preset; start nothing')
-    _add_narrowing(c)
-    c.add_argument('--data-root', default='data', help='folder holding the datasets (default: data)')
-    c.add_argument(
-        '--devices',
-        nargs='+',
-        metavar='DEVICE',
-        help='devices to check, e.g. cuda:0 cuda:1 or cpu (default: what run would use)',
-    )
-    pl = sub.add_parser('plan', help='runs, epochs and estimated device-hours of a preset')
-    _add_narrowing(pl)
-    pl.add_argument(
-        '--timings',
-        help='gpu_timings.json written by pls-gpu-check (default: PLS_GPU_TIMINGS or '
-        './gpu_timings.json; else fallback figures)',
-    )
-    pl.add_argument(
-        '--gpus',
-        type=int,
-        default=None,
-        help="devices working in parallel, for the wall time (default: this machine's GPUs, at least 1)",
-    )
-    r = sub.add_parser('run', help='run a preset here (one run per device at a time)')
-    _add_narrowing(r)
-    r.add_argument(
-        '--devices',
-        nargs='+',
-        metavar='DEVICE',
-        help="default: every CUDA device for GPU presets, cpu for CPU presets; e.g. cuda:0 cuda:1, or cpu cpu",
-    )
-    _add_run_options(r)
-    r.add_argument('--no-progress', action='store_true', help='hide the progress bar')
-    s = sub.add_parser('slurm', help='write a manifest and a SLURM job-array script (and submit it with --submit)')
-    _add_narrowing(s)
-    _add_run_options(s)
-    s.add_argument('--partition', help='SLURM partition (default: the cluster default)')
-    s.add_argument('--cpus', type=int, default=None, help='CPUs per task (default: 8 for GPU work, 2 for CPU work)')
-    s.add_argument('--gpus-per-task', type=int, default=None, help='default: 1 for GPU presets, 0 for CPU presets')
-    s.add_argument(
-        '--gpu-request',
-        default='gres',
-        choices=GPU_REQUESTS,
-        help='how to ask for GPUs: gres (--gres=gpu:N, the default) or gpus-per-task (--gpus-per-task=N)',
-    )
-    s.add_argument('--mem', help='memory per task, e.g. 32G (default: the cluster default)')
-    s.add_argument(
-        '--time', default=None, help='time per task, e.g. 0-06:00:00 (default: from the plan, with a margin)'
-    )
-    s.add_argument('--timings', help='gpu_timings.json for the time estimate')
-    s.add_argument('--max-parallel', type=int, default=16, help='at most this many tasks at once (default: 16)')
-    s.add_argument(
-        '--signal-s', type=int, default=120, help='send USR1 this many seconds before the time limit (default: 120)'
-    )
-    s.add_argument('--submit', action='store_true', help='submit the array with sbatch')
-    i = sub.add_parser('run-index', help='run one manifest entry (what each array task calls)')
-    i.add_argument('manifest', help='the manifest.json written by pls-sweep slurm')
-    i.add_argument('index', type=int, help='the entry to run (SLURM_ARRAY_TASK_ID)')
-    i.add_argument('--device', default=None, help='device for the run: cpu, cuda or cuda:N (default: the entry\'s)')
-    g = sub.add_parser('aggregate', help="write the preset's tables from the result files")
-    _add_narrowing(g)
-    g.add_argument(
-        '--error',
-        default='final',
-        choices=['final', 'best'],
-        help="which epoch's error: final (the default) or best (chosen on test, so optimistic)",
-    )
-    sm = sub.add_parser('summary', help="write a finished preset's small summary file, to commit (nbs/measured/)")
-    _add_narrowing(sm)
-    sm.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
-    sm.add_argument('--runs-at-a-time', type=int, default=None, help='how many runs ran side by side, for the record')
-    t = sub.add_parser('status', help='finished, running (where), interrupted, failed (why) and missing runs')
-    _add_narrowing(t)
-    t.add_argument('--lease-s', type=float, default=None, help='a lease older than this is not live (default: 300)')
+    _add_check(sub)
+    _add_plan(sub)
+    _add_run(sub)
+    _add_slurm(sub)
+    _add_run_index(sub)
+    _add_aggregate(sub)
+    _add_summary(sub)
+    _add_status(sub)
     sub.add_parser('bench', help="seconds per run through each engine (papermill, process, direct) on digits runs")
     return p
 
@@ -272,6 +312,20 @@ def _slurm(a, runs, out, kind):
         print(f"submit with: sbatch {sb}")
 
 
+def _run_index_command(a):
+    "Run one manifest entry and exit with its status: 3 when interrupted, so that the batch script requeues it."
+    # The batch script requeues a task that SLURM's USR1 ended. Once the entry is finished nothing is left to
+    # stop, so a late USR1 must not end the process (status 138) and requeue a finished task. A handler, not
+    # SIG_IGN, which the kernels this process starts would inherit.
+    signal.signal(signal.SIGUSR1, lambda *_: None)
+    # SLURM may send USR1 up to a minute early, even while the data loads: a request made before training
+    # starts stops the run after its first step (a checkpoint to resume), not lost to the handler above
+    with stop_on_signals():
+        st, note = run_index(a.manifest, a.index, a.device)
+    print(f"manifest entry {a.index}: {st}" + (f" ({note})" if note else ''))
+    sys.exit({'failed': 1, 'interrupted': 3}.get(st, 0))
+
+
 def _dispatch(a):
     if a.cmd == 'list':
         for n, pr in PRESETS.items():
@@ -282,16 +336,7 @@ def _dispatch(a):
             print(f"{k}: {v:.2f}" + (' s' if k.endswith('_s') else ''))
         return
     if a.cmd == 'run-index':
-        # The batch script requeues a task that SLURM's USR1 ended. Once the entry is finished nothing is left to
-        # stop, so a late USR1 must not end the process (status 138) and requeue a finished task. A handler, not
-        # SIG_IGN, which the kernels this process starts would inherit.
-        signal.signal(signal.SIGUSR1, lambda *_: None)
-        # SLURM may send USR1 up to a minute early, even while the data loads: a request made before training
-        # starts stops the run after its first step (a checkpoint to resume), not lost to the handler above
-        with stop_on_signals():
-            st, note = run_index(a.manifest, a.index, a.device)
-        print(f"manifest entry {a.index}: {st}" + (f" ({note})" if note else ''))
-        sys.exit({'failed': 1, 'interrupted': 3}.get(st, 0))
+        _run_index_command(a)
     check_preset(a.preset)
     out = Path(a.out or f'results/{a.preset}')
     runs = preset_runs(a.preset, **_narrowing(a))

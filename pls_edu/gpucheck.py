@@ -66,6 +66,18 @@ class GPUCheck:
 LEARN_EPOCHS, LEARN_MAX_ERROR = 10, 10.0  # test error (%) after 10 epochs; chance is 90%, see above
 
 
+def _learned(h, seconds):
+    "Final error and winning softmax, the error curve and the epoch times of a training history `h`."
+    return {
+        'error': h[-1]['error'],
+        'winning_softmax': h[-1]['winning_softmax'],
+        'errors': [round(e['error'], 2) for e in h],
+        'seconds': seconds,
+        'first_epoch_s': h[0]['train_time'],
+        'later_epoch_s': sum(e['train_time'] for e in h[1:]) / max(len(h) - 1, 1),
+    }
+
+
 def learn(device, fast=True, epochs=LEARN_EPOCHS, max_error=LEARN_MAX_ERROR, data=None, batch_size=None):
     """Train ERM and PLS on digits with PreAct ResNet-18 (`fast`: compiled, bf16, channels_last; else eager fp32) and
     check both learn (`batch_size`: the recipe's 128 unless given)."""
@@ -93,15 +105,7 @@ def learn(device, fast=True, epochs=LEARN_EPOCHS, max_error=LEARN_MAX_ERROR, dat
         t0 = time.perf_counter()
         t = Trainer(replace(base, method=m), data, progress=False)
         t.fit()
-        h = t.history
-        out[m] = {
-            'error': h[-1]['error'],
-            'winning_softmax': h[-1]['winning_softmax'],
-            'errors': [round(e['error'], 2) for e in h],
-            'seconds': time.perf_counter() - t0,
-            'first_epoch_s': h[0]['train_time'],
-            'later_epoch_s': sum(e['train_time'] for e in h[1:]) / max(len(h) - 1, 1),
-        }
+        out[m] = _learned(t.history, time.perf_counter() - t0)
     out['checks'] = {
         f'erm error below {max_error}%': out['erm']['error'] < max_error,
         f'pls error below {max_error}%': out['pls']['error'] < max_error,
@@ -197,27 +201,19 @@ def tiny_digits(n_train=128, n_test=64):
     return replace(d, x_train=d.x_train[tr], y_train=d.y_train[tr], x_test=d.x_test[te], y_test=d.y_test[te])
 
 
-def gpu_check(
-    out='gpu_check.json', device='cuda', budget_s=480.0, timings_out='gpu_timings.json', tiny=False, log=None
-):
-    "Run the GPU check into `out` (and the timings into `timings_out`); returns the results dict."
-    g = GPUCheck(out, budget_s, log)
-    gpu = torch.device(device).type == 'cuda'
-    if gpu:
-        torch.backends.cudnn.benchmark = True
-    sz = dict(steps=1, rounds=1, n_images=8, batch_size=2) if tiny else dict(steps=30, rounds=3)
-    g.res.update(device=device, tiny=tiny)
-    g.part(
-        'environment',
-        1,
-        lambda: {
-            'device': torch.cuda.get_device_name() if gpu else 'cpu',
-            'torch': torch.__version__,
-            'cuda': torch.version.cuda,
-            'capability': list(torch.cuda.get_device_capability()) if gpu else None,
-            'memory_gb': torch.cuda.get_device_properties(0).total_memory / 2**30 if gpu else None,
-        },
-    )
+def _environment(gpu):
+    "The device, torch, CUDA, compute capability and memory."
+    return {
+        'device': torch.cuda.get_device_name() if gpu else 'cpu',
+        'torch': torch.__version__,
+        'cuda': torch.version.cuda,
+        'capability': list(torch.cuda.get_device_capability()) if gpu else None,
+        'memory_gb': torch.cuda.get_device_properties(0).total_memory / 2**30 if gpu else None,
+    }
+
+
+def _learning(g, device, tiny):
+    "The learning parts: ERM and PLS on digits, fast path and eager fp32; returns the fast path's results."
     ep = 1 if tiny else LEARN_EPOCHS
     data = tiny_digits() if tiny else None
     bs = 64 if tiny else None  # two steps per epoch: PLS meets originals and midpoints
@@ -231,46 +227,65 @@ def gpu_check(
             }
             for m in ('erm', 'pls')
         }
+    return fast
+
+
+def _timings(device, sz):
+    "Seconds per image of each network at each of the paper's input shapes (ERM, the fast path)."
+    per = lambda arch, s: throughput(device, arch, s, methods=('erm',), **sz)['erm']['s_per_image']
+    return {arch: {shape_key(s): per(arch, s) for s in SHAPES} for arch in ('preact-resnet18', 'resnet50')}
+
+
+def _speed(g, device, tiny, compile_s):
+    "The speed parts: the networks' steps, the timings per shape, the plain baseline and, full size, compiled."
+    sz = dict(steps=1, rounds=1, n_images=8, batch_size=2) if tiny else dict(steps=30, rounds=3)
     g.part('resnet18_fast', 5 if tiny else 20, lambda: throughput(device, **sz))
-
-    def timings():
-        return {
-            arch: {
-                shape_key(s): throughput(device, arch, s, methods=('erm',), **sz)['erm']['s_per_image'] for s in SHAPES
-            }
-            for arch in ('preact-resnet18', 'resnet50')
-        }
-
-    g.part('timings', 10 if tiny else 60, timings)
+    g.part('timings', 10 if tiny else 60, lambda: _timings(device, sz))
     g.part('resnet50_fast', 5 if tiny else 25, lambda: throughput(device, 'resnet50', **sz))
+    base = {**sz, 'steps': 1 if tiny else 15}
     g.part(
         'resnet18_baseline',
         5 if tiny else 45,
-        lambda: throughput(device, baseline=True, workers=0 if tiny else 8, **{**sz, 'steps': 1 if tiny else 15}),
+        lambda: throughput(device, baseline=True, workers=0 if tiny else 8, **base),
     )
-    compile_s = (fast or {}).get('erm', {}).get('first_epoch_s', 60)
     if not tiny:
         g.part('resnet18_compiled', max(60, 2 * compile_s), lambda: throughput(device, compile=True, **sz))
-    t = timings_of(g.res)
     if g.res.get('resnet18_fast') and g.res.get('resnet18_baseline'):
-        g.res['ratios'] = {
-            'fast_over_baseline_erm': g.res['resnet18_baseline']['erm']['s_per_step']
-            / g.res['resnet18_fast']['erm']['s_per_step'],
-            'pls_over_erm_fast': g.res['resnet18_fast']['pls_over_erm'],
-        }
+        fast, plain = g.res['resnet18_fast'], g.res['resnet18_baseline']
+        ratio = plain['erm']['s_per_step'] / fast['erm']['s_per_step']
+        g.res['ratios'] = {'fast_over_baseline_erm': ratio, 'pls_over_erm_fast': fast['pls_over_erm']}
+
+
+def _verdict(res, tiny):
+    "PASS when the fast path learns, else FAIL naming the checks that failed."
+    if tiny:
+        return 'not enforced (tiny dry run)'
+    v = res.get('learn_fast')
+    if v and v['learns']:
+        return 'PASS: the fast path learns'
+    return 'FAIL: ' + (
+        ', '.join(k for k, ok in v['checks'].items() if not ok) if v else 'the learning part did not run'
+    )
+
+
+def gpu_check(
+    out='gpu_check.json', device='cuda', budget_s=480.0, timings_out='gpu_timings.json', tiny=False, log=None
+):
+    "Run the GPU check into `out` (and the timings into `timings_out`); returns the results dict."
+    g = GPUCheck(out, budget_s, log)
+    gpu = torch.device(device).type == 'cuda'
+    if gpu:
+        torch.backends.cudnn.benchmark = True
+    g.res.update(device=device, tiny=tiny)
+    g.part('environment', 1, lambda: _environment(gpu))
+    fast = _learning(g, device, tiny)
+    _speed(g, device, tiny, (fast or {}).get('erm', {}).get('first_epoch_s', 60))
+    t = timings_of(g.res)
     if timings_out and t['s_per_image']:
         atomic_write(timings_out, lambda f: json.dump(t, f, indent=1), 'w')
         g.res['timings_file'] = str(timings_out)
     g.part('projection', 1, lambda: projection(t))
-    v = g.res.get('learn_fast')
-    g.res['verdict'] = (
-        'not enforced (tiny dry run)'
-        if tiny
-        else 'PASS: the fast path learns'
-        if v and v['learns']
-        else 'FAIL: '
-        + (', '.join(k for k, ok in v['checks'].items() if not ok) if v else 'the learning part did not run')
-    )
+    g.res['verdict'] = _verdict(g.res, tiny)
     g.save()
     return g.res
 

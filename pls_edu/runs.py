@@ -202,11 +202,11 @@ def _write_outputs(t, d, spec, opts):
     return {n: file_record(d / n) for n in (LOGITS, MODEL)}
 
 
-def _train(spec, d, opts, data, on_epoch, lease):
+def _prepare(spec, d, opts, data):
+    "The trainer of `spec`, restored from the checkpoint in `d` if there is one; whether it was, and the attempts."
     cfg = on_cpu_path(spec.config, opts.fast_cpu)
-    t = Trainer(
-        cfg, data if data is not None else load_dataset(cfg.dataset, opts.data_root, opts.download), opts.progress
-    )
+    data = data if data is not None else load_dataset(cfg.dataset, opts.data_root, opts.download)
+    t = Trainer(cfg, data, opts.progress)
     for name in (CKPT, RESULT, LOGITS, MODEL):  # half-written by a writer that died; we hold the lease
         for p in d.glob(f'.{name}.tmp*'):
             p.unlink(missing_ok=True)
@@ -214,18 +214,38 @@ def _train(spec, d, opts, data, on_epoch, lease):
     if sd:
         t.load_state_dict(sd)
         print(f"resuming {d.name} from epoch {t.epoch}")
-    attempts = list(sd.get('attempts', [])) if sd else []
-    attempts.append(
-        {
-            'host': hostname(),
-            'pid': os.getpid(),
-            'started': time.strftime('%Y-%m-%d %H:%M:%S'),
-            'from_epoch': t.epoch,
-            'device': t.cfg.device,
-        }
-    )
+    now = time.strftime('%Y-%m-%d %H:%M:%S')
+    attempt = {'host': hostname(), 'pid': os.getpid(), 'started': now, 'from_epoch': t.epoch, 'device': t.cfg.device}
+    attempts = [*(sd.get('attempts', []) if sd else []), attempt]
     how = f"on {t.cfg.device} ({t.cfg.precision})"
     log_event(d, f"{'resume' if sd else 'start'} at epoch {t.epoch} of {t.cfg.epochs} {how}")
+    return t, bool(sd), attempts
+
+
+def _result(t, d, spec, files, attempts, resumed, t0):
+    "The `result.json` of the finished trainer `t`: config, metrics, history, provenance and times."
+    return {
+        'id': d.name,
+        'config': asdict(t.cfg),
+        'final': t.final_metrics(),
+        'history': [{k: v for k, v in h.items() if k != 'ece_grid'} for h in t.history],
+        'data': _data_record(t.data),
+        'ood_source': spec.ood or None,
+        'target_profile': soft_target_profile(t.method, t.model, t.data, t.device, seed=t.cfg.seed),
+        'attempts': attempts,
+        'files': files,
+        'train_seconds': sum(h['train_time'] for h in t.history),
+        'wall_seconds_this_process': time.perf_counter() - t0,
+        'status': 'resumed' if resumed else 'done',
+        'threads': torch.get_num_threads(),
+        'device_name': _device_name(t.device),
+        'torch': torch.__version__,
+        'pls_edu': pls_edu.__version__,
+    }
+
+
+def _train(spec, d, opts, data, on_epoch, lease):
+    t, resumed, attempts = _prepare(spec, d, opts, data)
 
     def checkpoint():
         lease.refresh()
@@ -234,11 +254,8 @@ def _train(spec, d, opts, data, on_epoch, lease):
     def _on_epoch(t):
         lease.refresh()
         h = t.history[-1]
-        log_event(
-            d,
-            f"epoch {t.epoch}/{t.cfg.epochs}: train loss {h['train_loss']:.4f}, test error "
-            f"{h['error']:.2f}% ({h['train_time']:.1f} s)",
-        )
+        loss, err = f"train loss {h['train_loss']:.4f}", f"test error {h['error']:.2f}%"
+        log_event(d, f"epoch {t.epoch}/{t.cfg.epochs}: {loss}, {err} ({h['train_time']:.1f} s)")
         if opts.ckpt_every and t.epoch % opts.ckpt_every == 0 and t.epoch < t.cfg.epochs:
             checkpoint()
         if on_epoch:
@@ -255,25 +272,7 @@ def _train(spec, d, opts, data, on_epoch, lease):
         log_event(d, f"failed: {type(e).__name__}: {first_line(e)}")
         raise
     lease.refresh()
-    files = _write_outputs(t, d, spec, opts)
-    result = {
-        'id': d.name,
-        'config': asdict(t.cfg),
-        'final': t.final_metrics(),
-        'history': [{k: v for k, v in h.items() if k != 'ece_grid'} for h in t.history],
-        'data': _data_record(t.data),
-        'ood_source': spec.ood or None,
-        'target_profile': soft_target_profile(t.method, t.model, t.data, t.device, seed=t.cfg.seed),
-        'attempts': attempts,
-        'files': files,
-        'train_seconds': sum(h['train_time'] for h in t.history),
-        'wall_seconds_this_process': time.perf_counter() - t0,
-        'status': 'resumed' if sd else 'done',
-        'threads': torch.get_num_threads(),
-        'device_name': _device_name(t.device),
-        'torch': torch.__version__,
-        'pls_edu': pls_edu.__version__,
-    }
+    result = _result(t, d, spec, _write_outputs(t, d, spec, opts), attempts, resumed, t0)
     save_json(d / RESULT, result)
     (d / CKPT).unlink(missing_ok=True)
     log_event(d, f"finished: test error {result['final']['error']:.2f}%")

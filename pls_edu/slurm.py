@@ -100,9 +100,38 @@ exit $rc
 """
 
 
+def _sbatch_head(*, job_name, array, logs, cpus, time_limit, signal_s):
+    "The first `#SBATCH` lines: a requeueable array, its log files appended to, USR1 before the time limit."
+    return [
+        '#!/bin/bash',
+        f'#SBATCH --job-name={job_name}',
+        f'#SBATCH --array={array}',
+        f'#SBATCH --output={logs}/%A_%a.out',
+        '#SBATCH --open-mode=append',
+        f'#SBATCH --cpus-per-task={cpus}',
+        f'#SBATCH --time={time_limit}',
+        f'#SBATCH --signal=B:USR1@{signal_s}',
+        '#SBATCH --requeue',
+    ]
+
+
+def _sbatch_resources(*, partition, gpus_per_task, gpu_request, mem, extra):
+    "The `#SBATCH` lines of the resources: partition, GPUs, memory, and any the caller adds."
+    head = []
+    if partition:
+        head.append(f'#SBATCH --partition={partition}')
+    if gpus_per_task:
+        gpu = f'--gres=gpu:{gpus_per_task}' if gpu_request == 'gres' else f'--gpus-per-task={gpus_per_task}'
+        head.append(f'#SBATCH {gpu}')
+    if mem:
+        head.append(f'#SBATCH --mem={mem}')
+    return head + [f'#SBATCH {x}' for x in extra]
+
+
 def write_sbatch(
     manifest,
     path=None,
+    *,
     job_name='pls-sweep',
     partition=None,
     gpus_per_task=0,
@@ -125,25 +154,10 @@ def write_sbatch(
     logs.mkdir(parents=True, exist_ok=True)
     dev = device or ('cuda' if gpus_per_task else 'cpu')
     array = f'0-{len(runs) - 1}' + (f'%{max_parallel}' if max_parallel else '')
-    head = [
-        '#!/bin/bash',
-        f'#SBATCH --job-name={job_name}',
-        f'#SBATCH --array={array}',
-        f'#SBATCH --output={logs}/%A_%a.out',
-        '#SBATCH --open-mode=append',
-        f'#SBATCH --cpus-per-task={cpus}',
-        f'#SBATCH --time={time_limit}',
-        f'#SBATCH --signal=B:USR1@{signal_s}',
-        '#SBATCH --requeue',
-    ]
-    if partition:
-        head.append(f'#SBATCH --partition={partition}')
-    if gpus_per_task:
-        gpu = f'--gres=gpu:{gpus_per_task}' if gpu_request == 'gres' else f'--gpus-per-task={gpus_per_task}'
-        head.append(f'#SBATCH {gpu}')
-    if mem:
-        head.append(f'#SBATCH --mem={mem}')
-    head += [f'#SBATCH {x}' for x in extra]
+    head = _sbatch_head(job_name=job_name, array=array, logs=logs, cpus=cpus, time_limit=time_limit, signal_s=signal_s)
+    head += _sbatch_resources(
+        partition=partition, gpus_per_task=gpus_per_task, gpu_request=gpu_request, mem=mem, extra=extra
+    )
     q = shlex.quote
     body = _BODY.format(out=q(opts.out), python=q(m['python']), manifest=q(str(manifest)), device=dev)
     save_text(path, '\n'.join(head) + '\n' + body)

@@ -148,7 +148,70 @@ def _in_worker(spec_dict, opts_dict):
     with stop_on_signals():
         return execute_run(spec, RunOptions(**{**opts_dict, 'engine': 'direct'}))
 
+# %% ../nbs/30_sweep.ipynb #d88ed847
+class _Tally:
+    "What a sweep has done so far, shared by its slots (one per device)."
+
+    def __init__(self, total, progress):
+        self.counts = {k: 0 for k in STATUSES}
+        self.failures, self.elsewhere, self.stopped = [], [], []
+        self.lock = threading.Lock()
+        self.bar = tqdm(total=total, desc='sweep', disable=not progress, position=0)
+
+    def record(self, spec, st, note):
+        "Count run `spec`'s status `st`; keep its note if it failed or runs elsewhere; stop on a fatal write error."
+        with self.lock:
+            self.counts[st] += 1
+            if st == 'failed':
+                self.failures.append((run_id(spec.config), note))
+            if st == 'running-elsewhere':
+                self.elsewhere.append((run_id(spec.config), note))
+            if _fatal(note):
+                self.stopped.append(f"cannot write to the results folder: {note}")
+            self.bar.update(1)
+            self.bar.set_postfix({k: v for k, v in self.counts.items() if v})
+
+    def summary(self, not_started):
+        "The sweep's summary: counts, failures, runs held elsewhere, why it stopped early, runs not started."
+        self.bar.close()
+        stopped = self.stopped[0] if self.stopped else None
+        keep = {'counts': self.counts, 'failures': self.failures, 'elsewhere': self.elsewhere}
+        return {**keep, 'stopped': stopped, 'not_started': not_started}
+
+
+def _slot(dev, todo, tally, opts, show):
+    "Run queued runs one at a time on device `dev` until the queue is empty or the sweep stops."
+    quiet = dataclasses.replace(opts, progress=False)
+    pool = None
+    if opts.engine == 'process':
+        spawn = get_context('spawn')
+        pool = ProcessPoolExecutor(1, mp_context=spawn, initializer=_worker_init, initargs=(opts.threads,))
+    try:
+        while not STOP.is_set() and not tally.stopped:
+            try:
+                s = todo.get_nowait()
+            except queue.Empty:
+                return
+            s = RunSpec(dataclasses.replace(s.config, device=dev), s.ood)
+            if pool is not None:
+                st, note = pool.submit(_in_worker, s.as_dict(), asdict(quiet)).result()
+            else:
+                st, note = execute_run(s, quiet, show)
+            tally.record(s, st, note)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+
 # %% ../nbs/30_sweep.ipynb #acbcf8b2
+def _sweep_env(opts, devices):
+    "The environment of a CPU sweep's workers: the pinned instruction set and thread counts (none on GPUs)."
+    cpu_only = all(str(d).startswith('cpu') for d in devices)
+    env = CPU_REPRO_ENV if cpu_only and not opts.native_cpu and opts.engine != 'direct' else {}
+    if opts.threads and env:
+        env = {**env, 'OMP_NUM_THREADS': str(opts.threads), 'MKL_NUM_THREADS': str(opts.threads)}
+    return env
+
+
 def run_sweep(runs, opts, devices=('cpu',)):
     "Execute `runs` (`RunSpec`s) with `opts` (`RunOptions`), one at a time per entry of `devices`; returns a summary."
     opts = opts.checked()
@@ -156,62 +219,19 @@ def run_sweep(runs, opts, devices=('cpu',)):
     todo = queue.Queue()
     for s in runs:
         todo.put(s)
-    counts = {k: 0 for k in STATUSES}
-    failures, elsewhere, stopped, lock = [], [], [], threading.Lock()
-    bar = tqdm(total=len(runs), desc='sweep', disable=not opts.progress, position=0)
-    quiet = dataclasses.replace(opts, progress=False)
-
-    def slot(dev):
-        pool = None
-        if opts.engine == 'process':
-            pool = ProcessPoolExecutor(
-                1, mp_context=get_context('spawn'), initializer=_worker_init, initargs=(opts.threads,)
-            )
-        try:
-            while not STOP.is_set() and not stopped:
-                try:
-                    s = todo.get_nowait()
-                except queue.Empty:
-                    return
-                s = RunSpec(dataclasses.replace(s.config, device=dev), s.ood)
-                if pool is not None:
-                    st, note = pool.submit(_in_worker, s.as_dict(), asdict(quiet)).result()
-                else:
-                    st, note = execute_run(s, quiet, opts.progress and len(devices) == 1)
-                with lock:
-                    counts[st] += 1
-                    if st == 'failed':
-                        failures.append((run_id(s.config), note))
-                    if st == 'running-elsewhere':
-                        elsewhere.append((run_id(s.config), note))
-                    if _fatal(note):
-                        stopped.append(f"cannot write to the results folder: {note}")
-                    bar.update(1)
-                    bar.set_postfix({k: v for k, v in counts.items() if v})
-        finally:
-            if pool is not None:
-                pool.shutdown()
-
-    cpu_only = all(str(d).startswith('cpu') for d in devices)
-    env = CPU_REPRO_ENV if cpu_only and not opts.native_cpu and opts.engine != 'direct' else {}
-    if opts.threads and env:
-        env = {**env, 'OMP_NUM_THREADS': str(opts.threads), 'MKL_NUM_THREADS': str(opts.threads)}
-    with environment(env), stop_and_forward():
-        ts = [threading.Thread(target=slot, args=(d,)) for d in devices]
+    tally = _Tally(len(runs), opts.progress)
+    show = opts.progress and len(devices) == 1  # one run's own bar, under the sweep's
+    with environment(_sweep_env(opts, devices)), stop_and_forward():
+        ts = [threading.Thread(target=_slot, args=(d, todo, tally, opts, show)) for d in devices]
         for t in ts:
             t.start()
         for t in ts:
             t.join()
         if STOP.is_set():
-            stopped.append('stopped by a signal: the running runs wrote checkpoints; run the sweep again to resume')
-    bar.close()
-    return {
-        'counts': counts,
-        'failures': failures,
-        'elsewhere': elsewhere,
-        'stopped': stopped[0] if stopped else None,
-        'not_started': todo.qsize(),
-    }
+            tally.stopped.append(
+                'stopped by a signal: the running runs wrote checkpoints; run the sweep again to resume'
+            )
+    return tally.summary(todo.qsize())
 
 
 def format_summary(s):

@@ -83,21 +83,11 @@ def _measured(name):
     return json.loads(p.read_text()) if p.exists() else None
 
 
-def readme_sections():
-    "The generated parts of the README, by marker name."
+def _main_parts():
+    "The main job's README parts, from notebook 14's outputs and its run time."
     table = next((t for t in _outputs('14_report') if t.startswith('method  ')), '')
     analysis = next((t for t in _outputs('14_report') if t.startswith('method         runs fitted')), '')
     findings = next((t for t in _outputs('14_report', 'markdown') if t.startswith('- **Conservative')), '')
-    rows = lambda tracks: '\n'.join(f"| [`{n}`](nbs/{n}.ipynb) | {what} |" for n, tr, what in COURSE if tr in tracks)
-    doc = (ROOT / 'tests' / 'test_faults.py').read_text().split('"""')[1]
-    faults = '\n'.join(l for l in doc.splitlines() if l.startswith('|'))
-    has32 = (NBS / '15_mnist.ipynb').exists()
-    # the last output that starts so is notebook 15's list of every finding
-    mnist = ([''] + [t for t in _outputs('15_mnist', 'markdown') if t.startswith('- **Table 1')])[-1] if has32 else ''
-    mnist_table = (
-        next((t for t in _outputs('15_mnist', 'markdown') if t.startswith('| method | MNIST')), '') if has32 else ''
-    )
-    verdict = next((t for t in _outputs('16_regime', 'markdown') if t.startswith('**Verdict')), '(not executed yet)')
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     main_s = times.get('14_report.ipynb')
     main_time = (
@@ -105,19 +95,39 @@ def readme_sections():
         if main_s
         else 'not measured yet'
     )
-    from pls_edu.bench import report
-
-    cpus = cross_cpu.markdown() if cross_cpu.OUT.exists() else '(not measured yet: python tools/cross_cpu.py)'
-    bench = _measured('bench.json')
-    bench_text = ('```\n' + '\n'.join(report(bench)) + '\n```') if bench else '(not measured yet: pls-bench --json)'
     return {
         'main-time': main_time,
         'main-table': '```\n' + table.strip() + '\n```',
         'main-analysis': '```\n' + analysis.strip() + '\n```',
         'main-findings': findings.strip(),
+    }
+
+
+def _mnist_parts():
+    "The real-MNIST README parts, from notebook 15's outputs (the last list of findings is the full one)."
+    if not (NBS / '15_mnist.ipynb').exists():
+        return {'mnist-table': '', 'mnist-findings': ''}
+    md = _outputs('15_mnist', 'markdown')
+    mnist = ([''] + [t for t in md if t.startswith('- **Table 1')])[-1]
+    table = next((t for t in md if t.startswith('| method | MNIST')), '')
+    return {'mnist-table': table.strip(), 'mnist-findings': mnist.strip()}
+
+
+def readme_sections():
+    "The generated parts of the README, by marker name."
+    from pls_edu.bench import report
+
+    rows = lambda tracks: '\n'.join(f"| [`{n}`](nbs/{n}.ipynb) | {what} |" for n, tr, what in COURSE if tr in tracks)
+    doc = (ROOT / 'tests' / 'test_faults.py').read_text().split('"""')[1]
+    faults = '\n'.join(l for l in doc.splitlines() if l.startswith('|'))
+    verdict = next((t for t in _outputs('16_regime', 'markdown') if t.startswith('**Verdict')), '(not executed yet)')
+    cpus = cross_cpu.markdown() if cross_cpu.OUT.exists() else '(not measured yet: python tools/cross_cpu.py)'
+    bench = _measured('bench.json')
+    bench_text = ('```\n' + '\n'.join(report(bench)) + '\n```') if bench else '(not measured yet: pls-bench --json)'
+    return {
+        **_main_parts(),
         'cross-cpu': cpus,
-        'mnist-table': mnist_table.strip(),
-        'mnist-findings': mnist.strip(),
+        **_mnist_parts(),
         'regime': verdict.strip() + '\n\n![the regime study](nbs/images/regime.png)',
         'course': rows(COURSE_PART),
         'library': rows(('library',)),

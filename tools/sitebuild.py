@@ -76,6 +76,20 @@ def readme_commands():
     return re.findall(r'```bash\n(.*?)```', (ROOT / 'README.md').read_text(), re.S)[:2]
 
 
+def _track_table(track, times):
+    "The home page's table of one part of the course: each notebook, what it teaches, its run time."
+    out = [f'## {TRACKS[track]}', '', '| notebook | what it teaches | run time |', '|---|---|---|']
+    for n, tr, what in COURSE:
+        if tr != track:
+            continue
+        sol = f' ([solutions](solutions/{n}_solutions.ipynb))' if solutions(n) else ''
+        t = times.get(f'{n}.ipynb')
+        out.append(
+            f'| [{_title(NBS / f"{n}.ipynb")}]({n}.ipynb) `{n}` | {what}{sol} | {f"{t} s" if t is not None else "—"} |'
+        )
+    return out + ['']
+
+
 def home_markdown():
     "The site's home page: the course map."
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
@@ -103,17 +117,7 @@ def home_markdown():
         '',
     ]
     for track in COURSE_PART + ('library',):
-        out += [f'## {TRACKS[track]}', '', '| notebook | what it teaches | run time |', '|---|---|---|']
-        for n, tr, what in COURSE:
-            if tr != track:
-                continue
-            sol = f' ([solutions](solutions/{n}_solutions.ipynb))' if solutions(n) else ''
-            t = times.get(f'{n}.ipynb')
-            out.append(
-                f'| [{_title(NBS / f"{n}.ipynb")}]({n}.ipynb) `{n}` | {what}{sol} | '
-                f'{f"{t} s" if t is not None else "—"} |'
-            )
-        out.append('')
+        out += _track_table(track, times)
     out += [
         'Run times are those of the last `python tools/course.py execute` on two CPU cores, one thread per notebook.',
         '',

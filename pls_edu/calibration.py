@@ -13,7 +13,7 @@ from .metrics import reliability, ece
 from .temperature import calibrate, CalibrationError
 
 # %% auto #0
-__all__ = ['plot_reliability', 'winning_softmax', 'plot_histograms', 'calibration_table', 'calibration_summary',
+__all__ = ['TS_STYLE', 'plot_reliability', 'winning_softmax', 'plot_histograms', 'calibration_table', 'calibration_summary',
            'format_calibration', 'plot_ece_curves', 'plot_temperature_bars', 'plot_soft_targets']
 
 # %% ../nbs/11_calibration.ipynb #45f79d0f
@@ -170,6 +170,24 @@ def format_calibration(summary):
     return '\n'.join(lines)
 
 # %% ../nbs/11_calibration.ipynb #5c3cd85c
+TS_STYLE = {
+    'refit': ('--', 'T refit each epoch'),
+    'fixed': (':', 'one T for all epochs (paper)'),
+}
+
+
+def _ts_curve(hs, n, mode):
+    "Temperature-scaled test ECE per epoch, mean over seeds (None: none has one)."
+    key = f'ece_ts_{mode}'
+    v = np.array(
+        [[np.nan if e.get(key) is None else e[key] for e in h[:n]] for h in hs]
+    )
+    if np.isnan(v).all():
+        return None
+    with np.errstate(all='ignore'):  # epochs without a temperature leave the mean
+        return np.nanmean(v, 0)
+
+
 def plot_ece_curves(
     histories, methods=None, ts_methods=('pls',), ts=('refit', 'fixed'), ax=None
 ):
@@ -179,38 +197,17 @@ def plot_ece_curves(
 
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
-    style = {
-        'refit': ('--', 'T refit each epoch'),
-        'fixed': (':', 'one T for all epochs (paper)'),
-    }
-    for m in methods or list(histories):
-        if m not in histories:
-            continue
+    for m in [m for m in methods or list(histories) if m in histories]:
         hs = histories[m]
         n = min(len(h) for h in hs)
         ep = np.arange(1, n + 1)
-        (line,) = ax.plot(
-            ep, np.mean([[e['ece'] for e in h[:n]] for h in hs], 0), label=m
-        )
-        for mode in (
-            ts if m in ts_methods else ()
-        ):  # epochs without a temperature are left out of the mean
-            key = f'ece_ts_{mode}'
-            v = np.array(
-                [
-                    [np.nan if e.get(key) is None else e[key] for e in h[:n]]
-                    for h in hs
-                ]
-            )
-            if not np.isnan(v).all():
-                with np.errstate(all='ignore'):
-                    ax.plot(
-                        ep,
-                        np.nanmean(v, 0),
-                        style[mode][0],
-                        color=line.get_color(),
-                        label=f'{m}-TS, {style[mode][1]}',
-                    )
+        ece = np.mean([[e['ece'] for e in h[:n]] for h in hs], 0)
+        (line,) = ax.plot(ep, ece, label=m)
+        for mode in ts if m in ts_methods else ():
+            y = _ts_curve(hs, n, mode)
+            if y is not None:
+                dash, what = TS_STYLE[mode]
+                ax.plot(ep, y, dash, color=line.get_color(), label=f'{m}-TS, {what}')
     ax.set_xlabel('epoch')
     ax.set_ylabel('test ECE (15 bins)')
     ax.legend(fontsize=7, title='TS: p = softmax(z / T)', title_fontsize=7)

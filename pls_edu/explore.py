@@ -23,6 +23,15 @@ def default_u(num_classes=10, seed=0):
     return torch.softmax(torch.sigmoid(3 * torch.randn(num_classes, generator=g)), 0)
 
 
+def _targets(a, w, u, labels):
+    "The ULS-`a` target of `labels[0]`, the midpoint label q of `labels`, and q'."
+    K = len(u)
+    hot = one_hot(torch.tensor(list(labels)), K)
+    uls = uniform_smooth(hot[:1], a)[0]
+    q = 0.5 * (hot[0] + hot[1])
+    return uls, q, pls_targets(q[None], u[None], w)[0]
+
+
 def show_smoothing(a=0.1, w=0.5, u=None, labels=(3, 7)):
     """Bars of the ULS-`a` target of label `labels[0]`, and the PLS target `(1-w) q +
     w u` of a midpoint of `labels`."""
@@ -30,32 +39,17 @@ def show_smoothing(a=0.1, w=0.5, u=None, labels=(3, 7)):
 
     u = default_u() if u is None else torch.as_tensor(u, dtype=torch.float32)
     K = len(u)
-    uls = uniform_smooth(one_hot(torch.tensor([labels[0]]), K), a)[0]
-    q = (
-        0.5
-        * (
-            one_hot(torch.tensor([labels[0]]), K)
-            + one_hot(torch.tensor([labels[1]]), K)
-        )[0]
-    )
-    pls = pls_targets(q[None], u[None], w)[0]
+    uls, q, pls = _targets(a, w, u, labels)
+    gold = lambda golds: [
+        'tab:green' if k in golds else 'tab:orange' for k in range(K)
+    ]
     fig, axs = plt.subplots(1, 2, figsize=(8, 2.6), sharey=True)
-    axs[0].bar(
-        range(K),
-        uls.numpy(),
-        color=['tab:green' if k == labels[0] else 'tab:orange' for k in range(K)],
-    )
+    axs[0].bar(range(K), uls.numpy(), color=gold(labels[:1]))
     axs[0].set_title(f"ULS-{a:g}: gold {float(uls[labels[0]]):.2f}", fontsize=9)
-    axs[1].bar(
-        np.arange(K) - 0.2, q.numpy(), 0.4, color='0.7', label='midpoint label q'
-    )
-    axs[1].bar(
-        np.arange(K) + 0.2,
-        pls.numpy(),
-        0.4,
-        color=['tab:green' if k in labels else 'tab:orange' for k in range(K)],
-        label="q' = (1-w) q + w u",
-    )
+    k = np.arange(K)
+    axs[1].bar(k - 0.2, q.numpy(), 0.4, color='0.7', label='midpoint label q')
+    label = "q' = (1-w) q + w u"
+    axs[1].bar(k + 0.2, pls.numpy(), 0.4, color=gold(labels), label=label)
     axs[1].set_title(
         f"PLS, w = {w:g}: golds {float(pls[labels[0]]):.2f} / "
         f"{float(pls[labels[1]]):.2f} (u capped at {smoothing_cap(K):.2f})",
@@ -83,6 +77,16 @@ def smoothing_explorer(u=None):
     )
 
 # %% ../nbs/13_explore.ipynb #8e5ff7f7
+def _show_images(fig, gs, images):
+    "Each (image, title) of `images` in its own panel, scaled to its own range."
+    for k, (img, t) in enumerate(images):
+        ax = fig.add_subplot(gs[k])
+        im = img.permute(1, 2, 0).numpy() if img.shape[0] == 3 else img[0].numpy()
+        ax.imshow((im - im.min()) / (im.max() - im.min() + 1e-8), cmap='gray')
+        ax.set_title(t, fontsize=9)
+        ax.axis('off')
+
+
 @torch.no_grad()
 def show_pair(i, j, model, data, w=0.5):
     """Images `i`, `j` of `data`'s training split, their midpoint, and q, u, q' of
@@ -101,21 +105,8 @@ def show_pair(i, j, model, data, w=0.5):
     qp = pls_targets(qm[:1], u[None], w)[0]
     fig = plt.figure(figsize=(9, 2.4))
     gs = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 3])
-    show = lambda img: (
-        img.permute(1, 2, 0).numpy() if img.shape[0] == 3 else img[0].numpy()
-    )
-    for k, (img, t) in enumerate(
-        [
-            (x[i], f'x_i: label {int(y[i])}'),
-            (x[j], f'x_j: label {int(y[j])}'),
-            (xm[0], 'midpoint'),
-        ]
-    ):
-        ax = fig.add_subplot(gs[k])
-        im = show(img)
-        ax.imshow((im - im.min()) / (im.max() - im.min() + 1e-8), cmap='gray')
-        ax.set_title(t, fontsize=9)
-        ax.axis('off')
+    titles = [f'x_i: label {int(y[i])}', f'x_j: label {int(y[j])}', 'midpoint']
+    _show_images(fig, gs, zip([x[i], x[j], xm[0]], titles))
     ax = fig.add_subplot(gs[3])
     K = data.num_classes
     for off, v, lab in ((-0.27, qm[0], 'q'), (0, u, 'u'), (0.27, qp, "q'")):
@@ -123,12 +114,8 @@ def show_pair(i, j, model, data, w=0.5):
     ax.set_xticks(range(K))
     ax.set_ylim(0, 1)
     ax.legend(fontsize=7, ncol=3)
-    ax.set_title(
-        f"gold mass in q': {float(qp[y[i]]):.2f} / {float(qp[y[j]]):.2f}"
-        if y[i] != y[j]
-        else 'same label: q is one-hot',
-        fontsize=9,
-    )
+    golds = f"gold mass in q': {float(qp[y[i]]):.2f} / {float(qp[y[j]]):.2f}"
+    ax.set_title(golds if y[i] != y[j] else 'same label: q is one-hot', fontsize=9)
     fig.tight_layout()
     return fig
 

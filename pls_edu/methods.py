@@ -4,11 +4,15 @@
 
 # %% auto #0
 __all__ = ['DOCS', 'A', 'W', 'MID', 'PLS', 'METHODS', 'PAPER_METHODS', 'ABLATIONS', 'Method', 'get_method', 'uses_midpoints',
-           'method_batch', 'method_loss']
+           'Draws', 'Batch', 'method_batch', 'method_loss']
 
 # %% ../nbs/04_methods.ipynb #c8fd768f
 from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
 import torch
+
 from .smoothing import uniform_smooth, soft_cross_entropy
 from .midpoints import partners, midpoint, mixup, sample_lambda
 from .head import pls_targets
@@ -126,6 +130,23 @@ def _one_hot(y, num_classes, dtype=torch.float32):
     )
 
 
+@dataclass
+class Draws:
+    """Everything random in a batch: `gen`, a torch Generator on the batch's device
+    (permutations, partners), and `rng`, a numpy Generator (Mixup's lambda)."""
+
+    gen: torch.Generator | None = None
+    rng: np.random.Generator | None = None
+
+
+class Batch(NamedTuple):
+    "One step's logits, soft targets q' and partners (None: nothing was paired)."
+
+    logits: torch.Tensor
+    targets: torch.Tensor
+    partner: torch.Tensor | None = None
+
+
 def method_batch(
     method,
     model,
@@ -133,25 +154,25 @@ def method_batch(
     y,
     num_classes,
     step,
-    gen=None,
-    rng=None,
-    with_partner=False,
+    *,
+    draws=None,
     midpoints=None,
     pairing='derangement',
 ):
-    """Logits and soft targets `q'` for one optimizer step of `method` on batch `(x,
-    y)`; `midpoints` overrides the even/odd rule."""
+    """The `Batch` of one optimizer step of `method` on `(x, y)`, its randomness from
+    `draws`; `midpoints` overrides the even/odd rule."""
+    d = draws or Draws()
     q = _one_hot(y, num_classes, x.dtype if x.is_floating_point() else torch.float32)
     partner = None
     if method.pairs == 'mixup':
-        partner = torch.randperm(len(x), generator=gen, device=x.device)
-        x, q = mixup(x, q, sample_lambda(method.alpha, rng), partner)
+        partner = torch.randperm(len(x), generator=d.gen, device=x.device)
+        x, q = mixup(x, q, sample_lambda(method.alpha, d.rng), partner)
     elif (
         uses_midpoints(method, step)
         if midpoints is None
         else (midpoints and method.pairs == 'midpoint')
     ):
-        partner = partners(len(x), pairing, gen, x.device)
+        partner = partners(len(x), pairing, d.gen, x.device)
         x, q = midpoint(x, q, partner)
     if method.smooth == 'uniform':
         q = uniform_smooth(q, method.weight)
@@ -164,38 +185,15 @@ def method_batch(
         )
     else:
         logits = model(x)
-    return (logits, q, partner) if with_partner else (logits, q)
+    return Batch(logits, q, partner)
 
 
 def _full(t):
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 
 
-def method_loss(
-    method,
-    model,
-    x,
-    y,
-    num_classes,
-    step,
-    gen=None,
-    rng=None,
-    midpoints=None,
-    pairing='derangement',
-):
-    """The training loss of one step: cross-entropy of the logits against the
-    method's soft targets (eq. 14 for PLS)."""
-    logits, q = method_batch(
-        method,
-        model,
-        x,
-        y,
-        num_classes,
-        step,
-        gen,
-        rng,
-        midpoints=midpoints,
-        pairing=pairing,
-    )
+def method_loss(batch):
+    """The training loss of one step: cross-entropy of a `Batch`'s logits against its
+    soft targets (eq. 14 for PLS)."""
     # low-precision (autocast) outputs are scored in float32
-    return soft_cross_entropy(_full(logits), _full(q))
+    return soft_cross_entropy(_full(batch.logits), _full(batch.targets))

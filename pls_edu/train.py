@@ -18,7 +18,7 @@ from .data import with_holdout, with_train_subset
 from .diagnostics import clean_scores, clean_subset_loader, recalibrate_bn
 from .diagnostics import fixed_temperature, holdout_temperature, final_record
 from .loaders import DeviceLoader, baseline_loader
-from .methods import get_method, method_batch, method_loss
+from .methods import Draws, get_method, method_batch, method_loss
 from .metrics import predict, summarize
 from .models import build_model, check_compatible
 
@@ -84,9 +84,8 @@ def train_loader(self: Trainer):
     c, data = self.cfg, self.data
     if c.loader == 'device':
         kw = dict(augment=c.augment, shuffle=True, channels_last=c.channels_last)
-        return DeviceLoader(
-            data, 'train', c.batch_size, self.device, generator=self.gen, **kw
-        )
+        kw |= dict(batch_size=c.batch_size, device=self.device, generator=self.gen)
+        return DeviceLoader(data, 'train', **kw)
     n = len(data.x_train)
     if c.batch_size > n:
         raise ValueError(
@@ -122,7 +121,7 @@ def eval_loader(self: Trainer, split):
     "A device loader over `split` without augmentation or shuffling."
     b = min(self.cfg.eval_batch_size, len(self.data.split(split)[0]))
     kw = dict(augment=False, shuffle=False, channels_last=self.cfg.channels_last)
-    return DeviceLoader(self.data, split, b, self.device, **kw)
+    return DeviceLoader(self.data, split, batch_size=b, device=self.device, **kw)
 
 # %% ../nbs/09_train.ipynb #e3eeb6e6
 # set (by a signal handler, say) to stop every trainer of this process after its step
@@ -167,9 +166,11 @@ def train_step(self: Trainer, x, y):
     mid = None if self.cfg.alternation == 'strict' else bool(self.rng.random() < 0.5)
     batch = (self.method, self.model, x, y, self.data.num_classes, self.step)
     with self.autocast():
-        loss = method_loss(
-            *batch, self.gen, self.rng, midpoints=mid, pairing=self.cfg.pairing
+        draws = Draws(self.gen, self.rng)
+        b = method_batch(
+            *batch, draws=draws, midpoints=mid, pairing=self.cfg.pairing
         )
+        loss = method_loss(b)
     self.opt.zero_grad(set_to_none=True)
     loss.backward()
     self.opt.step()

@@ -6,7 +6,7 @@ import torch
 
 from pls_edu.data import ImageData
 from pls_edu.loaders import DeviceLoader, baseline_loader, crop_flip
-from pls_edu.methods import get_method, method_batch
+from pls_edu.methods import Draws, get_method, method_batch
 
 W = 32
 
@@ -106,16 +106,9 @@ def test_identical_targets_for_the_same_pairing(name, step):
     outs = []
     for xx, yy in ((xd, yd), (xb, yb)):
         p = Probe()
-        _, q = method_batch(
-            get_method('pls-no-learned' if name == 'pls' else name),
-            p,
-            xx,
-            yy,
-            10,
-            step,
-            torch.Generator().manual_seed(5),
-            np.random.default_rng(5),
-        )
+        draws = Draws(torch.Generator().manual_seed(5), np.random.default_rng(5))
+        method = get_method('pls-no-learned' if name == 'pls' else name)
+        q = method_batch(method, p, xx, yy, 10, step, draws=draws).targets
         outs.append((p.x, q))
     assert torch.allclose(outs[0][0], outs[1][0], atol=1e-5) and torch.equal(outs[0][1], outs[1][1])
 

@@ -5,7 +5,16 @@ import pytest
 import torch
 import torch.nn as nn
 
-from pls_edu.methods import METHODS, PAPER_METHODS, ABLATIONS, get_method, method_batch, method_loss, uses_midpoints
+from pls_edu.methods import (
+    METHODS,
+    PAPER_METHODS,
+    ABLATIONS,
+    Draws,
+    get_method,
+    method_batch,
+    method_loss,
+    uses_midpoints,
+)
 from pls_edu.midpoints import derangement, sample_lambda
 from pls_edu.head import PLSNet, SmoothingHead, smoothing_cap
 from pls_edu.smoothing import soft_cross_entropy
@@ -69,7 +78,8 @@ def test_targets_follow_the_formulas(name, step):
     c = torch.rand(8, generator=g0)
     model = Fixed(c if m.smooth == 'coeff' else u)
     g, rng = torch.Generator().manual_seed(3), np.random.default_rng(4)
-    _, q = method_batch(m, model, x, y, K, step, g, rng)
+    b = method_batch(m, model, x, y, K, step, draws=Draws(g, rng))
+    q = b.targets
     # replay the same random draws to know the pairing
     g, rng = torch.Generator().manual_seed(3), np.random.default_rng(4)
     pair, lam = None, None
@@ -80,6 +90,9 @@ def test_targets_follow_the_formulas(name, step):
         pair = derangement(8, g)
     ref = reference(name, y, pair, lam, u, c)
     assert torch.allclose(q, ref, atol=1e-6), name
+    assert (b.partner is None) == (pair is None) and (
+        pair is None or torch.equal(b.partner, pair)
+    )  # the Batch names its partners
     assert (q >= 0).all() and torch.allclose(q.sum(1), torch.ones(8), atol=1e-6)
     # the model saw midpoints exactly when the method uses them on this step
     x_seen = model.inputs[0]
@@ -135,7 +148,7 @@ def test_gradient_reaches_W_t_and_matches_eq14_in_float64():
     net = _net().double()
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(12, 6, generator=g, dtype=torch.float64), torch.randint(0, K, (12,), generator=g)
-    loss = method_loss(get_method('pls'), net, x, y, K, step=0, gen=g)
+    loss = method_loss(method_batch(get_method('pls'), net, x, y, K, step=0, draws=Draws(g)))
     loss.backward()
     gw = net.smoother.linear.weight.grad.clone()
     assert gw.abs().sum() > 0
@@ -155,7 +168,7 @@ def test_detach_switch_stops_only_the_backbone_u_path():
     grads = {}
     for detach in (False, True):
         net = _net(detach)
-        method_loss(get_method('pls'), net, x, y, K, step=0, gen=g).backward()
+        method_loss(method_batch(get_method('pls'), net, x, y, K, step=0, draws=Draws(g))).backward()
         grads[detach] = (net.smoother.linear.weight.grad.clone(), net.backbone[0].weight.grad.clone())
     assert torch.allclose(grads[False][0], grads[True][0])  # W_t learns either way
     assert not torch.allclose(grads[False][1], grads[True][1])  # the backbone loses the u path

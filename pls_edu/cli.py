@@ -68,7 +68,7 @@ def _add_narrowing(p):
 def _narrowing(a):
     return dict(datasets=a.datasets, models=a.models, methods=a.methods, seeds=a.seeds, epochs=a.epochs)
 
-
+# %% ../nbs/40_cli.ipynb #78486335
 def _add_run_options(p):
     p.add_argument('--data-root', default='data', help='folder holding the datasets (default: data)')
     p.add_argument('--threads', type=int, default=None, help="CPU threads per run (default: torch's choice)")
@@ -113,7 +113,7 @@ def _options(a, out, progress=False):
         fast_cpu=not a.eager_cpu,
     )
 
-
+# %% ../nbs/40_cli.ipynb #f9d1e107
 def _add_check(sub):
     "The `check` subcommand."
     p = sub.add_parser('check', help='check data, devices and results folder for a preset; start nothing')
@@ -157,7 +157,7 @@ def _add_run(sub):
     _add_run_options(p)
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
 
-
+# %% ../nbs/40_cli.ipynb #8325af69
 def _add_slurm(sub):
     "The `slurm` subcommand."
     p = sub.add_parser('slurm', help='write a manifest and a SLURM job-array script (and submit it with --submit)')
@@ -191,7 +191,7 @@ def _add_run_index(sub):
     p.add_argument('index', type=int, help='the entry to run (SLURM_ARRAY_TASK_ID)')
     p.add_argument('--device', default=None, help='device for the run: cpu, cuda or cuda:N (default: the entry\'s)')
 
-
+# %% ../nbs/40_cli.ipynb #f99a53bb
 def _add_aggregate(sub):
     "The `aggregate` subcommand."
     p = sub.add_parser('aggregate', help="write the preset's tables from the result files")
@@ -218,7 +218,7 @@ def _add_status(sub):
     _add_narrowing(p)
     p.add_argument('--lease-s', type=float, default=None, help='a lease older than this is not live (default: 300)')
 
-
+# %% ../nbs/40_cli.ipynb #3ac2f6c6
 def parser():
     "The `pls-sweep` argument parser."
     p = argparse.ArgumentParser(
@@ -263,7 +263,7 @@ def run_index(manifest, index, device=None):
     with stop_and_forward():
         return execute_run(spec, opts)
 
-
+# %% ../nbs/40_cli.ipynb #40c9f055
 def _check_or_exit(runs, out, data_root, devices, skip):
     if skip:
         return

@@ -201,7 +201,7 @@ def _write_outputs(t, d, spec, opts):
     save_torch(d / MODEL, t.model.state_dict())
     return {n: file_record(d / n) for n in (LOGITS, MODEL)}
 
-
+# %% ../nbs/27_runs.ipynb #3c0723dd
 def _prepare(spec, d, opts, data):
     "The trainer of `spec`, restored from the checkpoint in `d` if there is one; whether it was, and the attempts."
     cfg = on_cpu_path(spec.config, opts.fast_cpu)

@@ -235,7 +235,7 @@ def report(res):
         out += report_cpu_paths(res['cpu_paths'])
     return out
 
-
+# %% ../nbs/38_bench.ipynb #b24dd257
 PARTS = ['mnist', 'digits', 'resnet', 'analysis', 'main_job', 'cpu-paths']
 
 

@@ -65,7 +65,7 @@ def paper_value(paper, table, model, dataset, method, paper_model=None):
     fallback = 'table1' if pm == 'preact-resnet18' else 'table2'
     return paper.get((table, pm, dataset, method)) or paper.get((fallback, pm, dataset, method))
 
-
+# %% ../nbs/32_tables.ipynb #76862de9
 def _column_bests(cell, methods, columns):
     "The lowest mean error in each column (None for an empty one)."
     best = {}
@@ -83,8 +83,10 @@ def _column_cells(r, pp, best, markdown, images):
     cells = [e + (' (best)' if is_best and not markdown else '')]
     cells.append(fmt_error(*pp) if pp else '—')
     cells.append(f"{ours - pp[0]:+.2f}" if (r and pp) else '—')
-    tests = [fmt_vs_ref(r), fmt_boot(r)] if r else ['—', '—']
-    return cells + tests[: 2 if images else 1]
+    cells.append(fmt_vs_ref(r) if r else '—')
+    if images:
+        cells.append(fmt_boot(r) if r else '—')
+    return cells
 
 
 def paper_table(rows, methods, columns, table='table1', paper_model=None, markdown=True):

@@ -66,7 +66,7 @@ def _field_help(f):
         default = f.default
     return f"{what}{extra} (default: {default})"
 
-
+# %% ../nbs/41_traincli.ipynb #8fa0b1f5
 def train_parser():
     "The `pls-train` argument parser: one option per `TrainConfig` field, plus where and how to run."
     p = argparse.ArgumentParser(

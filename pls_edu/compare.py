@@ -265,7 +265,7 @@ def parser():
     )
     return _add_how(_add_what(p))
 
-
+# %% ../nbs/36_compare.ipynb #51245a04
 def readme_figure(out, path, methods=('erm', 'uls-0.1', 'mixup', 'pls')):
     "A small version of the winning-softmax histograms for the README."
     res = [r for r in collect(out) if r['config']['method'] in methods]

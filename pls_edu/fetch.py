@@ -179,7 +179,7 @@ def mnist_ready(root):
         return str(e)
     return None
 
-
+# %% ../nbs/23_fetch.ipynb #e04ad899
 def _torchvision(folder):
     "Try torchvision's own MNIST download into `folder`; returns the four arrays, or None where it cannot."
     from torchvision.datasets import MNIST

@@ -229,7 +229,7 @@ def _learning(g, device, tiny):
         }
     return fast
 
-
+# %% ../nbs/39_gpucheck.ipynb #103dd1a1
 def _timings(device, sz):
     "Seconds per image of each network at each of the paper's input shapes (ERM, the fast path)."
     per = lambda arch, s: throughput(device, arch, s, methods=('erm',), **sz)['erm']['s_per_image']
@@ -255,7 +255,7 @@ def _speed(g, device, tiny, compile_s):
         ratio = plain['erm']['s_per_step'] / fast['erm']['s_per_step']
         g.res['ratios'] = {'fast_over_baseline_erm': ratio, 'pls_over_erm_fast': fast['pls_over_erm']}
 
-
+# %% ../nbs/39_gpucheck.ipynb #a1b731e4
 def _verdict(res, tiny):
     "PASS when the fast path learns, else FAIL naming the checks that failed."
     if tiny:

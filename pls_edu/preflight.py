@@ -134,7 +134,7 @@ def _by_shape(table, shape):
     _, h, w = map(int, k.split('x'))
     return v * shape[1] * shape[2] / (h * w), True
 
-
+# %% ../nbs/34_preflight.ipynb #cb792913
 def s_per_image(model, shape, kind='gpu', timings=None):
     "Seconds per training image of `model` at `shape` (C, H, W): measured if `timings` has it, else the fallback."
     if kind == 'gpu' and timings and timings['s_per_image'].get(model):

@@ -204,7 +204,7 @@ def unpack_labels(p):
         return np.stack([b >> 4, b & 15], 1).ravel()[: p['n']].astype(np.int64)
     return np.frombuffer(raw, np.uint8 if p['bits'] == 8 else '>u2').astype(np.int64)
 
-
+# %% ../nbs/25_results.ipynb #711c8a04
 def _summary_run(r, k):
     "One run of a summary: config, final metrics, curves, time and packed predictions (and the optional diagnostics)."
     h = r.get('history', [])

@@ -99,7 +99,7 @@ fi
 exit $rc
 """
 
-
+# %% ../nbs/35_slurm.ipynb #38983c37
 def _sbatch_head(*, job_name, array, logs, cpus, time_limit, signal_s):
     "The first `#SBATCH` lines: a requeueable array, its log files appended to, USR1 before the time limit."
     return [
@@ -127,7 +127,7 @@ def _sbatch_resources(*, partition, gpus_per_task, gpu_request, mem, extra):
         head.append(f'#SBATCH --mem={mem}')
     return head + [f'#SBATCH {x}' for x in extra]
 
-
+# %% ../nbs/35_slurm.ipynb #5454eea2
 def write_sbatch(
     manifest,
     path=None,

@@ -114,7 +114,7 @@ def stop_and_forward():
         finally:
             done.set()
 
-
+# %% ../nbs/30_sweep.ipynb #3aba996b
 @contextlib.contextmanager
 def environment(env):
     "Inside: `env` added to `os.environ` (for processes started meanwhile), restored afterwards."

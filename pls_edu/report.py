@@ -48,7 +48,7 @@ def _image_tests(mine, base):
     cb = np.stack([b[s]['pred'] == b[s]['labels'] for s in seeds])
     return {'boot': bootstrap_diff(ca, cb), 'mcnemar': mcnemar(ca, cb)}
 
-
+# %% ../nbs/14_report.ipynb #89a62d8e
 METRICS = ('winning_softmax', 'ece', 'nll')  # averaged over seeds in each row
 
 

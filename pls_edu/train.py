@@ -177,7 +177,7 @@ def train_step(self: Trainer, x, y):
     self.step += 1
     return loss.detach()
 
-
+# %% ../nbs/09_train.ipynb #147ae232
 @patch
 def resume_point(self: Trainer):
     "Where this epoch starts: batches, position, loss so far, first bad step."

@@ -55,7 +55,7 @@ class RunConflictError(ValueError):
 def _config_diff(a, b):
     return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
-
+# %% ../nbs/27_runs.ipynb #09e0e9fc
 def log_event(folder, text):
     "Append one line (time, host, pid, `text`) to the run's `run.log`; never fails the run."
     line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {hostname()} pid {os.getpid()}: {text}\n"

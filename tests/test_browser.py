@@ -190,6 +190,7 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
+    from selenium.common.exceptions import TimeoutException
 
     shutil.copy(ROOT / 'nbs' / '13_explore.ipynb', tmp_path / '13_explore.ipynb')
     port, token = _free_port(), 'pls-browser-test'
@@ -235,8 +236,20 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
                 )
             )
         )
-        browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click()
-        browser.find_element(By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']").click()
+        run_all = lambda: [
+            browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click(),
+            browser.find_element(
+                By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"
+            ).click(),
+        ]
+        started = (
+            "return [...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
+        )
+        run_all()
+        try:  # seen once in CI: a click made before the kernel was connected ran nothing (no cell got a prompt number)
+            WebDriverWait(browser, 60).until(lambda d: d.execute_script(started))
+        except TimeoutException:
+            run_all()
         wait.until(
             lambda d: (
                 d.execute_script("return document.querySelectorAll('.widget-interact .widget-output img').length") >= 3

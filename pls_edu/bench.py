@@ -52,7 +52,7 @@ class PlainLoop:
             n += 1
         return float(loss.detach())
 
-
+# %% ../nbs/38_bench.ipynb #1ab50c9f
 def real_mnist(data_root='data'):
     "Real MNIST, or a `DatasetError` that says how to fetch it."
     try:
@@ -60,7 +60,7 @@ def real_mnist(data_root='data'):
     except DatasetError as e:
         raise DatasetError(f"{e}\nFetch real MNIST first: pls-data mnist --data-root {data_root}") from None
 
-
+# %% ../nbs/38_bench.ipynb #3ba1238e
 def bench_mnist(data_root='data', steps=100, rounds=3, threads=1):
     """Images/s of ERM on real MNIST through the device loader (with and without the crop), the DataLoader
     baseline and a plain loop, with their ratios, and PLS's step time over ERM's on the device loader."""
@@ -127,7 +127,7 @@ def resnet_trainers(
         slow = {m: Trainer(replace(slow_cfg, method=m), data, progress=False) for m in methods}
     return fast, slow
 
-
+# %% ../nbs/38_bench.ipynb #2bfa5ac0
 def bench_resnet(device='cpu', batch_size=32, steps=2, rounds=3, workers=0, n_images=None):
     "Images/s of erm and pls on PreAct ResNet-18 with CIFAR-shaped data, fast path and baseline, with the ratios."
     dev = torch.device(device)
@@ -209,7 +209,7 @@ def _report_resnet(r):
         f"  fast/baseline: erm {r['fast_over_baseline_erm']:.2f}x, pls {r['fast_over_baseline_pls']:.2f}x",
     ]
 
-
+# %% ../nbs/38_bench.ipynb #417d69e4
 def report(res):
     "The benchmark results as printed lines."
     out = []
@@ -270,7 +270,7 @@ def bench_parser():
     )
     return p
 
-
+# %% ../nbs/38_bench.ipynb #466992db
 def _run_parts(a, p):
     "Run the parts `a.only` names, interleaved as each part does; returns their results."
     gpu = a.device.startswith('cuda')
@@ -302,7 +302,7 @@ def _run_parts(a, p):
     res['bench_wall_s'] = time.perf_counter() - t0
     return res
 
-
+# %% ../nbs/38_bench.ipynb #1250eb86
 def main(argv=None):
     "Command line of the benchmark (`pls-bench --help`)."
     p = bench_parser()

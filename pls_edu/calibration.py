@@ -56,7 +56,7 @@ def winning_softmax(logits):
     numpy array."""
     return torch.as_tensor(logits).double().softmax(1).max(1).values.numpy()
 
-
+# %% ../nbs/11_calibration.ipynb #c1bbb1ef
 def plot_histograms(scores, bins=20, min_score=None, cols=3, size=(3.3, 2.4)):
     """One winning-softmax histogram per method (share of images per bin);
     `min_score` drops lower scores (Fig. 5)."""
@@ -134,7 +134,7 @@ def calibration_table(records, method='lbfgs'):
         rows.append(row)
     return rows
 
-
+# %% ../nbs/11_calibration.ipynb #7965fa7d
 def _nanmean(v):
     v = [x for x in v if x is not None]
     return float(np.mean(v)) if v else float('nan')
@@ -158,7 +158,7 @@ def calibration_summary(rows):
         )
     return out
 
-
+# %% ../nbs/11_calibration.ipynb #af2127e2
 def format_calibration(summary):
     "The per-method calibration summary as printed lines."
     lines = ['method         runs fitted  T      ECE before -> after TS']
@@ -187,7 +187,7 @@ def _ts_curve(hs, n, mode):
     with np.errstate(all='ignore'):  # epochs without a temperature leave the mean
         return np.nanmean(v, 0)
 
-
+# %% ../nbs/11_calibration.ipynb #069a4822
 def plot_ece_curves(
     histories, methods=None, ts_methods=('pls',), ts=('refit', 'fixed'), ax=None
 ):

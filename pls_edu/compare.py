@@ -76,7 +76,7 @@ def _fig_confidence(out, by):
     fig.tight_layout()
     save_png(fig, out / 'reliability.png')
 
-
+# %% ../nbs/36_compare.ipynb #dc81b0da
 def _fig_calibration(out, results, by, cal_sum):
     "ECE before and after temperature scaling, and ECE per epoch."
     import matplotlib.pyplot as plt
@@ -93,7 +93,7 @@ def _fig_calibration(out, results, by, cal_sum):
     fig.tight_layout()
     save_png(fig, out / 'ece_per_epoch.png')
 
-
+# %% ../nbs/36_compare.ipynb #a487f008
 def _fig_targets(out, results):
     "The soft targets each method trains on: mean weight of the gold class and of the others."
     import matplotlib.pyplot as plt
@@ -109,7 +109,7 @@ def _fig_targets(out, results):
         fig.tight_layout()
         save_png(fig, out / 'soft_targets.png')
 
-
+# %% ../nbs/36_compare.ipynb #92d80ab5
 def _fig_ood(out, by):
     "Winning softmax on foreign images against test images, raw and temperature-scaled (first seed)."
     import matplotlib.pyplot as plt
@@ -133,7 +133,7 @@ def _figures(out, results, records, cal_sum, methods):
     _fig_targets(out, results)
     _fig_ood(out, by)
 
-
+# %% ../nbs/36_compare.ipynb #5bb128a4
 def analyse(out, results, methods):
     "Calibration and OOD tables of `results` (from their run folders), their figures, and the text summaries."
     out = Path(out)
@@ -173,7 +173,7 @@ def _summary(dataset, names, seeds, runs, holdout, wall, counts, results):
         'runs': per_run,
     }
 
-
+# %% ../nbs/36_compare.ipynb #c46f718e
 def compare(
     dataset='digits',
     methods=('paper',),
@@ -228,7 +228,7 @@ def _add_what(p):
     p.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2], help='seeds (default: 0 1 2)')
     return p
 
-
+# %% ../nbs/36_compare.ipynb #f067aaa9
 def _add_how(p):
     "The options of how to run and what to write."
     p.add_argument('--epochs', type=int, default=None, help='epochs per run (default: the cpu recipe, 20)')
@@ -254,7 +254,7 @@ def _add_how(p):
     )
     return p
 
-
+# %% ../nbs/36_compare.ipynb #fd9bb917
 def parser():
     "The `pls-compare` argument parser."
     p = argparse.ArgumentParser(
@@ -289,7 +289,7 @@ def _check_args(p, a):
     if not 0 <= a.holdout < 1:
         p.error(f"--holdout must be a fraction in [0, 1), got {a.holdout}")
 
-
+# %% ../nbs/36_compare.ipynb #ee9ffeda
 def _print_report(a, r):
     "The table, the analyses and the findings, as the main job prints them."
     print(
@@ -305,7 +305,7 @@ def _print_report(a, r):
         print(r['analysis']['text'])
     print('\n' + r['findings'])
 
-
+# %% ../nbs/36_compare.ipynb #6b43b353
 def main(argv=None):
     "Command line of the main job (`pls-compare --help`)."
     p = parser()

@@ -45,7 +45,7 @@ PRECISIONS = ('fp32', 'bf16')
 ALTERNATIONS = ('strict', 'random')
 TS_MODES = ('refit', 'fixed')
 
-
+# %% ../nbs/18_config.ipynb #83b947a7
 def reference_factor(epoch):
     """The reference code's learning-rate factor for 0-based `epoch`: 1 up to epoch
     100, 0.1 up to 150, then 0.01."""
@@ -163,7 +163,7 @@ BOUNDS = {  # every numeric field: its lowest allowed value, and what it must be
     'weight_decay': (0, 'a non-negative number'),
 }
 
-
+# %% ../nbs/18_config.ipynb #370e7101
 def _check_values(c):
     "Raise on the first field of `c` outside its choices or bounds, naming what is allowed."
     for k, allowed in CHOICES.items():

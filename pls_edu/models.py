@@ -37,7 +37,7 @@ class SmallCNN(nn.Sequential):
         self.in_channels = in_channels
         self.n_feat = 4 * width * grid * grid
 
-
+# %% ../nbs/05_models.ipynb #a8d7dd58
 def small_cnn_g3(in_channels=1):
     """The small CNN with a 3 x 3 grid of averages instead of one: it keeps where the
     strokes are (real MNIST)."""
@@ -77,7 +77,7 @@ class PreActBlock(nn.Module):
         out = self.conv1(out)
         return self.conv2(F.relu(self.bn2(out))) + short
 
-
+# %% ../nbs/05_models.ipynb #8a6239f4
 class Bottleneck(nn.Module):
     """Post-activation bottleneck block (1x1, 3x3, 1x1, expansion 4) with an identity
     or 1x1-conv-bn shortcut."""

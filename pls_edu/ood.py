@@ -58,7 +58,7 @@ def _photographs():
         out.append(torch.from_numpy(np.array(img)).permute(2, 0, 1).float())
     return out
 
-
+# %% ../nbs/12_ood.ipynb #5a944475
 @functools.lru_cache(maxsize=8)
 def natural_patches(channels, size, n=2000, seed=0):
     """`n` uint8 patches `(n, channels, *size)` of scikit-learn's two sample
@@ -96,7 +96,7 @@ def model_logits(model, images, mean, std, batch_size=1000, device='cpu'):
     model.train(was)
     return torch.cat(out)
 
-
+# %% ../nbs/12_ood.ipynb #defefb27
 def ood_scores(test_logits, ood_logits, temperature=None):
     """Winning softmax in and out of distribution, raw and at `temperature` (if
     given), with AUROC and FPR@95%TPR."""
@@ -145,7 +145,7 @@ def ood_table(records, source='patches'):
         )
     return rows
 
-
+# %% ../nbs/12_ood.ipynb #99965e4e
 def ood_summary(rows):
     """Per method (in first-seen order): the means of AUROC (raw and scaled), FPR@95
     and the winning softmax out."""
@@ -168,7 +168,7 @@ def ood_summary(rows):
         )
     return out
 
-
+# %% ../nbs/12_ood.ipynb #9db314e3
 def format_ood(summary, source='photograph patches'):
     "The per-method OOD summary as printed lines."
     lines = [

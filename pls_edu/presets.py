@@ -12,24 +12,13 @@ from .spec import RunSpec
 from .train import TrainConfig
 
 # %% auto #0
-__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'FIG3_BUT_PLS', 'REGIME', 'PRESETS', 'check_preset', 'preset_runs', 'layout']
+__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'FIG3_BUT_PLS', 'PRESETS', 'REGIME', 'check_preset', 'preset_runs', 'layout']
 
 # %% ../nbs/28_presets.ipynb #c426565a
 R18, R50 = 'preact-resnet18', 'resnet50'
 TABLE3 = ['pls', 'pls-no-learned', 'pls-no-original', 'pls-ud-0.1', 'pls-ud-0.2', 'pls-ud-0.3']
 FIG3 = [f'pls-w{i / 10}' for i in range(1, 10)]
 FIG3_BUT_PLS = [m for m in FIG3 if m != 'pls-w0.5']
-# the regime study's common setting (notebook 16): cpu-mnist's, with the diagnostics on
-REGIME = dict(
-    kind='cpu',
-    datasets=['mnist'],
-    models=['small-cnn-g3'],
-    methods=['erm', 'mixup', 'pls'],
-    seeds=range(3),
-    recipe='cpu',
-    epochs=15,
-    config={'clean_train': 10_000},
-)
 PRESETS = {
     'table1': dict(
         kind='gpu',
@@ -87,6 +76,10 @@ PRESETS = {
         ood='svhn',
         doc='Figs. 2, 4-7: one seed with a 10% holdout (temperature scaling) and SVHN as OOD data',
     ),
+}
+
+# %% ../nbs/28_presets.ipynb #00cf7e4f
+PRESETS |= {
     'cpu-table1': dict(
         kind='cpu',
         datasets=['digits'],
@@ -140,6 +133,21 @@ PRESETS = {
         epochs=15,
         doc='Tables 3-4 and Fig. 3 on real MNIST, as cpu-mnist (Fig. 3: one seed per factor)',
     ),
+}
+
+# %% ../nbs/28_presets.ipynb #077677e2
+# the regime study's common setting (notebook 16): cpu-mnist's, with the diagnostics on
+REGIME = dict(
+    kind='cpu',
+    datasets=['mnist'],
+    models=['small-cnn-g3'],
+    methods=['erm', 'mixup', 'pls'],
+    seeds=range(3),
+    recipe='cpu',
+    epochs=15,
+    config={'clean_train': 10_000},
+)
+PRESETS |= {
     'regime-data': dict(
         REGIME,
         epochs=100,
@@ -176,6 +184,10 @@ PRESETS = {
         method_variants={'erm': [{'lr': 0.2}], 'mixup': [{'lr': 0.1}], 'pls': [{'lr': 0.2}]},
         doc='regime study, own learning rates: each method at the best rate of its regime-lr pilot, 15 epochs',
     ),
+}
+
+# %% ../nbs/28_presets.ipynb #8e0ce2be
+PRESETS |= {
     'cpu-tiny': dict(
         kind='cpu',
         datasets=['digits'],
@@ -209,7 +221,7 @@ def _narrow(name, key, have, want, extra=False):
 def _seeds_of(p):
     return sorted(set(p['seeds']).union(*[set(v) for v in p.get('method_seeds', {}).values()]))
 
-
+# %% ../nbs/28_presets.ipynb #3c22ffaf
 def preset_runs(
     name, datasets=None, models=None, methods=None, seeds=None, epochs=None, holdout=None, device='cpu', extra=False
 ):

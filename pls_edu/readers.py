@@ -69,7 +69,7 @@ def _idx_problem(path):
     except (OSError, EOFError, struct.error) as e:
         return f'unreadable ({e})'
 
-
+# %% ../nbs/21_readers.ipynb #039da30f
 def _head_tail_problem(kind, path):
     "None if `path` starts (and ends) as a file of `kind` ('mat' or 'pickle') should; else the reason."
     try:
@@ -84,7 +84,7 @@ def _head_tail_problem(kind, path):
     if kind == 'pickle' and not (head[:1] == b'\x80' and 2 <= head[1] <= 5 and tail == b'.'):
         return 'not a complete pickle (truncated?)'
 
-
+# %% ../nbs/21_readers.ipynb #90311a23
 def _files_problems(spec, root, check):
     out = []
     d = Path(root) / spec.folder
@@ -132,7 +132,7 @@ def _idx_bad_file(spec, root):
             return Path(root) / spec.folder / f
     return Path(root) / spec.folder
 
-
+# %% ../nbs/21_readers.ipynb #0266073a
 def _load_idx(spec, root, download, verify):
     from torchvision import datasets as tvd
 
@@ -167,7 +167,7 @@ def _relaxed(cls, verify):
     Relaxed.__name__ = cls.__name__
     return Relaxed
 
-
+# %% ../nbs/21_readers.ipynb #a16fd8bf
 def _bad_by_reader(spec, root, read):
     for f in spec.files:
         try:
@@ -187,7 +187,7 @@ def _read_mat(p):
 
     return scipy.io.loadmat(p)
 
-
+# %% ../nbs/21_readers.ipynb #c46a5efb
 def _load_svhn(spec, root, download, verify):
     from torchvision import datasets as tvd
 
@@ -202,7 +202,7 @@ def _load_svhn(spec, root, download, verify):
         out += [torch.from_numpy(np.ascontiguousarray(ds.data)), torch.from_numpy(ds.labels).long()]
     return out, [str(i) for i in range(10)]
 
-
+# %% ../nbs/21_readers.ipynb #0d831022
 def _load_cifar(spec, root, download, verify):
     from torchvision import datasets as tvd
 
@@ -236,7 +236,7 @@ def _decode(paths, name):
         raise DatasetError(f"dataset {name!r}: images of different sizes {sorted(shapes)}; expected 64x64 RGB")
     return torch.from_numpy(np.stack(arrs).transpose(0, 3, 1, 2).copy())
 
-
+# %% ../nbs/21_readers.ipynb #a60f6c4d
 def tiny_imagenet_files(root):
     "The (path, label) lists of the train and val splits of `<root>/tiny-imagenet-200`, and the wnids."
     base = Path(root) / 'tiny-imagenet-200'
@@ -255,7 +255,7 @@ def tiny_imagenet_files(root):
         val.append((base / 'val' / 'images' / parts[0], idx[parts[1]]))
     return train, val, wnids
 
-
+# %% ../nbs/21_readers.ipynb #ab829f59
 def _load_tiny(spec, root, download, verify):
     base = Path(root) / spec.folder
     if download and _missing(spec, root):
@@ -284,7 +284,7 @@ def _load_tiny(spec, root, download, verify):
     save_bytes(cache, buf.getbuffer())
     return out, wnids
 
-
+# %% ../nbs/21_readers.ipynb #34a29c3b
 def _tiny_problems(spec, root):
     base = Path(root) / spec.folder
     miss = [base / f for f in spec.files if not (base / f).exists()]

@@ -113,7 +113,7 @@ def _of(results, label, bn):
             out[r['config']['seed']] = (r['final']['error_bn_recal' if bn else 'error'], pred == r['labels'])
     return out
 
-
+# %% ../nbs/16_regime.ipynb #223bcf10
 def difference(results, label, ref, bn=False):
     "Error of `label` minus `ref` (points, paired by seed): both intervals of the rules, and its class; None if unrun."
     a, b = _of(results, label, bn), _of(results, ref, bn)

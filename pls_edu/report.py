@@ -34,7 +34,7 @@ def _by_seed(rs, error='final'):
     key = 'best_error' if error == 'best' else 'error'
     return {r['config']['seed']: r['final'][key] for r in rs}
 
-
+# %% ../nbs/14_report.ipynb #ba52963c
 def _image_tests(mine, base):
     """Bootstrap over test images and pooled McNemar of `mine` against `base`, on
     their common seeds (None if unknown)."""
@@ -62,7 +62,7 @@ def _interval(d, diff, prefix):
         f'{prefix}_significant': d.get('significant'),
     }
 
-
+# %% ../nbs/14_report.ipynb #81cf830b
 def _row(key, rs, base, ref, error):
     "The row of group `key`: its error over seeds, its tests against `base`."
     mine = _by_seed(rs, error)
@@ -83,7 +83,7 @@ def _row(key, rs, base, ref, error):
         **{k: float(np.mean([r['final'][k] for r in rs])) for k in METRICS},
     }
 
-
+# %% ../nbs/14_report.ipynb #dc48779c
 def summary_rows(results, methods=None, ref='erm', error='final'):
     """Rows per (dataset, model, method): error over seeds, paired tests against
     `ref`, means of the other metrics."""
@@ -127,7 +127,7 @@ def fmt_p(p):
         return '—'
     return (f"{p:.2g}" if p >= 0.001 else '<0.001') + (' *' if p < 0.05 else '')
 
-
+# %% ../nbs/14_report.ipynb #47eae0db
 def format_grid(head, body, markdown=False):
     "A table of `head` and `body` (lists of cells) as aligned text, or as markdown."
     if markdown:
@@ -164,7 +164,7 @@ def fmt_boot(r):
     "A row's bootstrap interval over test images, formatted."
     return fmt_ci(r['boot_diff'], r['boot_lo'], r['boot_hi'], r['boot_significant'])
 
-
+# %% ../nbs/14_report.ipynb #b4628413
 def _main_cells(r, best, markdown):
     "One row of the main table; the best error in bold, or marked (best)."
     e = fmt_error(r['error_mean'], r['error_std'])
@@ -206,7 +206,7 @@ def _conservative(rows, by, ref):
         f"{by[ref]['winning_softmax']:.3f}."
     )
 
-
+# %% ../nbs/14_report.ipynb #971fa550
 def _accuracy(by, ref, size):
     "The accuracy finding: PLS's error and its paired difference, both intervals."
     p = by.get('pls')
@@ -245,7 +245,7 @@ def _intervals(rows, ref, size):
     tail = f"; by both, better than {R}: {_named(better)}; worse: {_named(worse)}"
     return [line + tail + '.']
 
-
+# %% ../nbs/14_report.ipynb #8d4514f3
 def _calibration(calibration, ref):
     "The calibration finding: PLS's ECE before and after temperature scaling."
     c = {s['method']: s for s in calibration or []}
@@ -260,7 +260,7 @@ def _calibration(calibration, ref):
         f"{c['pls']['T']:.3f}; ERM's T is {erm_t:.3f} ({side})."
     )
 
-
+# %% ../nbs/14_report.ipynb #1c3629aa
 def _foreign(ood, ref):
     "The foreign-image finding: winning softmax on them, and AUROC (not ranked)."
     o = {s['method']: s for s in ood or []}
@@ -275,7 +275,7 @@ def _foreign(ood, ref):
         "no interval is computed for AUROC, so this is not a ranking)."
     )
 
-
+# %% ../nbs/14_report.ipynb #d7c34f29
 def findings(rows, calibration=None, ood=None, n_test=None):
     """Markdown bullets that state what `rows` (and the calibration and OOD
     summaries) support, from their numbers."""

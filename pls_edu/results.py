@@ -75,7 +75,7 @@ def read_result(path):
         raise CorruptResultError(f"corrupt result file {path}: it lacks {missing}", path)
     return r
 
-
+# %% ../nbs/25_results.ipynb #c9e573c0
 def verify_file(folder, name, result, deep=False):
     "Raise `CorruptResultError` unless run file `name` is what `result` recorded (size and archive; SHA-256 if `deep`)."
     p, rec = Path(folder) / name, result.get('files', {}).get(name)
@@ -125,7 +125,7 @@ def load_logits(folder, split='test'):
         raise KeyError(f"{Path(folder) / LOGITS} has no {split} logits; it has {sorted(z.files)}")
     return torch.from_numpy(z[f'{split}_logits']), torch.from_numpy(z[f'{split}_labels'])
 
-
+# %% ../nbs/25_results.ipynb #ed7871f1
 def predictions(folder):
     "The prediction record of the finished run in `folder`: method, seed, test, holdout and foreign-image logits."
     r = read_result(Path(folder) / RESULT)
@@ -140,7 +140,7 @@ def predictions(folder):
         'ood_source': r.get('ood_source'),
     }
 
-
+# %% ../nbs/25_results.ipynb #984730b8
 def load_run_model(folder, device='cpu'):
     "The finished run in `folder` as (model in eval mode, result dict); weights checked, `weights_only=True`."
     folder = Path(folder)
@@ -226,7 +226,7 @@ def _summary_run(r, k):
         out['pred_bn_recal'] = pack_labels(r['pred_bn_recal'], k)
     return out
 
-
+# %% ../nbs/25_results.ipynb #fdf32865
 def write_summary(path, results, meta=None):
     "Write the small summary of `results` (with `pred` and `labels`) to `path`, atomically; returns its size in bytes."
     labels = results[0]['labels']
@@ -244,7 +244,7 @@ def write_summary(path, results, meta=None):
     save_json(path, doc)
     return Path(path).stat().st_size
 
-
+# %% ../nbs/25_results.ipynb #788d2a65
 def read_summary(path):
     "The results of a summary file (config, final metrics, `pred`, `labels`, curves, diagnostics) and its metadata."
     doc = json.loads(Path(path).read_text())

@@ -56,7 +56,7 @@ def run_notebook_cells():
         ('code', "from pls_edu.runs import plot_run\nplot_run(folder);", []),
     ]
 
-
+# %% ../nbs/29_runbook.ipynb #3a8302d7
 def run_notebook():
     "The papermill notebook of one run, generated (an `nbformat` notebook)."
     import nbformat
@@ -118,7 +118,7 @@ def error_text(e):
     "The first line of the exception's message, or of the one raised inside a papermill kernel."
     return first_line(getattr(e, 'evalue', '') or e, 500)
 
-
+# %% ../nbs/29_runbook.ipynb #ef996100
 def run_papermill(spec, opts, d, lease, progress):
     import papermill as pm
 

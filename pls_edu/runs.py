@@ -68,7 +68,7 @@ def _note(folder, text):
     print(text)
     log_event(folder, text)
 
-
+# %% ../nbs/27_runs.ipynb #b7fc30a8
 def existing_result(out, cfg):
     "The finished, intact result of `cfg` under `out`, or None; damaged files are moved aside; raises on a conflict."
     d = run_dir(out, cfg)
@@ -99,7 +99,7 @@ def save_torch(path, obj):
     torch.save(obj, buf)
     save_bytes(path, buf.getbuffer())
 
-
+# %% ../nbs/27_runs.ipynb #41edbfbe
 def load_checkpoint(folder, cfg):
     "The checkpoint in run `folder` for resolved config `cfg`, or None; an unreadable one is moved aside."
     ck = Path(folder) / CKPT
@@ -129,7 +129,7 @@ def load_checkpoint(folder, cfg):
         )
     return sd
 
-
+# %% ../nbs/27_runs.ipynb #c6938c0e
 _depth = 0  # how many stop_on_signals blocks the main thread is in
 
 
@@ -185,7 +185,7 @@ def _data_record(data):
         'holdout': len(data.x_holdout) if data.x_holdout is not None else 0,
     }
 
-
+# %% ../nbs/27_runs.ipynb #8ff1fec4
 def _write_outputs(t, d, spec, opts):
     "Write the run's logits (test, holdout, foreign images) and weights; returns their file records."
     arrays = {'test_logits': t.logits.numpy(), 'test_labels': t.labels.numpy()}
@@ -221,7 +221,7 @@ def _prepare(spec, d, opts, data):
     log_event(d, f"{'resume' if sd else 'start'} at epoch {t.epoch} of {t.cfg.epochs} {how}")
     return t, bool(sd), attempts
 
-
+# %% ../nbs/27_runs.ipynb #64a894b0
 def _result(t, d, spec, files, attempts, resumed, t0):
     "The `result.json` of the finished trainer `t`: config, metrics, history, provenance and times."
     return {
@@ -243,7 +243,7 @@ def _result(t, d, spec, files, attempts, resumed, t0):
         'pls_edu': pls_edu.__version__,
     }
 
-
+# %% ../nbs/27_runs.ipynb #cdc15468
 def _train(spec, d, opts, data, on_epoch, lease):
     t, resumed, attempts = _prepare(spec, d, opts, data)
 
@@ -286,7 +286,7 @@ def _as_spec(spec):
 def _as_options(options):
     return options if isinstance(options, RunOptions) else RunOptions(out=str(options))
 
-
+# %% ../nbs/27_runs.ipynb #49617fb5
 def run_one(spec, options='results/runs', data=None, on_epoch=None, lease_token=None):
     "Train `spec` (a `RunSpec` or `TrainConfig`) into `<out>/<run id>/` unless finished there, holding its lease."
     spec = _as_spec(spec).checked()
@@ -326,7 +326,7 @@ def notebook_run(params):
         raise RuntimeError(f"{folder.name} is being trained by another runner: {describe(r['holder'])}")
     return spec, folder, r['status']
 
-
+# %% ../nbs/27_runs.ipynb #4209f1d6
 def plot_run(folder):
     "Learning curves, the winning-softmax histogram and (if scored) the OOD histogram of the run in `folder`."
     import matplotlib.pyplot as plt

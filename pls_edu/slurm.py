@@ -34,7 +34,7 @@ def write_manifest(runs, opts, path=None):
     )
     return path
 
-
+# %% ../nbs/35_slurm.ipynb #210d69e0
 def load_manifest(path):
     "The runs (`RunSpec`s) and options (`RunOptions`) of the manifest at `path`, checked."
     try:

@@ -34,7 +34,7 @@ class RunSpec:
         "Plain values, for JSON (a SLURM manifest) or a worker process."
         return {'config': asdict(self.config), 'ood': self.ood}
 
-
+# %% ../nbs/26_spec.ipynb #40ac3bc6
 @dataclass
 class RunOptions:
     "Where and how runs execute (not what they train): the same for every run of a sweep."

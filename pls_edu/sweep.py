@@ -44,7 +44,7 @@ def _failure(spec, d, e):
         err['error'] += f" (and its failure record could not be written: {w})"
     return err['error']
 
-
+# %% ../nbs/30_sweep.ipynb #acf0a22b
 def execute_run(spec, opts, progress=False):
     """Run `spec` unless finished or held elsewhere; returns (status, note): done, resumed, skipped,
     running-elsewhere, interrupted or failed."""
@@ -93,7 +93,7 @@ def _children(pid=None):
             pass
     return kids
 
-
+# %% ../nbs/30_sweep.ipynb #7aeaaeba
 def _forward_stop(done):
     while not done.is_set():
         if STOP.wait(0.5):
@@ -129,7 +129,7 @@ def environment(env):
             else:
                 os.environ[k] = v
 
-
+# %% ../nbs/30_sweep.ipynb #ebc957f9
 def _fatal(err):
     "Whether a run's error says the results folder cannot be written (then every later run would fail the same way)."
     return bool(err) and any(f'[Errno {n}]' in err for n in FATAL_WRITE_ERRNOS)
@@ -178,7 +178,7 @@ class _Tally:
         keep = {'counts': self.counts, 'failures': self.failures, 'elsewhere': self.elsewhere}
         return {**keep, 'stopped': stopped, 'not_started': not_started}
 
-
+# %% ../nbs/30_sweep.ipynb #63b8d0ba
 def _slot(dev, todo, tally, opts, show):
     "Run queued runs one at a time on device `dev` until the queue is empty or the sweep stops."
     quiet = dataclasses.replace(opts, progress=False)
@@ -211,7 +211,7 @@ def _sweep_env(opts, devices):
         env = {**env, 'OMP_NUM_THREADS': str(opts.threads), 'MKL_NUM_THREADS': str(opts.threads)}
     return env
 
-
+# %% ../nbs/30_sweep.ipynb #0fed672a
 def run_sweep(runs, opts, devices=('cpu',)):
     "Execute `runs` (`RunSpec`s) with `opts` (`RunOptions`), one at a time per entry of `devices`; returns a summary."
     opts = opts.checked()
@@ -233,7 +233,7 @@ def run_sweep(runs, opts, devices=('cpu',)):
             )
     return tally.summary(todo.qsize())
 
-
+# %% ../nbs/30_sweep.ipynb #ec0f7e52
 def format_summary(s):
     "The end-of-sweep summary as text."
     lines = ['sweep summary: ' + ', '.join(f"{k} {v}" for k, v in s['counts'].items() if v or k in ('done', 'failed'))]
@@ -262,7 +262,7 @@ def _failure_of(folder):
     except (OSError, ValueError):
         return 'its failed.json is unreadable'
 
-
+# %% ../nbs/30_sweep.ipynb #3fd94e30
 def sweep_status(runs, out, lease_s=None):
     "Where each run stands: dict of lists for finished, running, interrupted, failed, started and missing."
     st = {k: [] for k in ('finished', 'running', 'interrupted', 'failed', 'started', 'missing')}
@@ -289,7 +289,7 @@ def sweep_status(runs, out, lease_s=None):
             st['missing'].append(rid)
     return st
 
-
+# %% ../nbs/30_sweep.ipynb #e1a4d555
 def format_status(st):
     "`sweep_status` as text: counts, then the running, interrupted and failed runs one by one."
     lines = [', '.join(f"{k} {len(v)}" for k, v in st.items())]

@@ -108,7 +108,7 @@ def _lbfgs_log_t(z, labels, max_iter, tol):
     loss = closure().item()
     return loss, float(t.grad.abs()), float(t.detach().exp())
 
-
+# %% ../nbs/08_temperature.ipynb #81a1a0b5
 def fit_temperature_lbfgs(
     logits, labels, max_iter=100, tol=1e-6, bounds=(1e-3, 1e3)
 ):

@@ -97,7 +97,7 @@ def train_loader(self: Trainer):
         data, 'train', c.batch_size, c.augment, num_workers=c.workers, generator=g
     )
 
-
+# %% ../nbs/09_train.ipynb #5f2e50df
 @patch
 def make_loaders(self: Trainer):
     """The training loader, one evaluation loader per test and holdout split, and
@@ -132,7 +132,7 @@ class Interrupted(Exception):
     """Training stopped on request after a completed step; the trainer's
     `state_dict()` continues it exactly."""
 
-
+# %% ../nbs/09_train.ipynb #1183e727
 @patch
 def autocast(self: Trainer):
     "The autocast context of this run (bf16 when `precision='bf16'`, else a no-op)."
@@ -146,7 +146,7 @@ def stopping(self: Trainer):
     "Whether this trainer, or every trainer of the process (`STOP`), must stop."
     return self.stop_requested or STOP.is_set()
 
-
+# %% ../nbs/09_train.ipynb #31b10f35
 @patch
 def nan_error(self: Trainer, step):
     "The error of a loss that became NaN or infinite at optimizer step `step`."
@@ -190,7 +190,7 @@ def resume_point(self: Trainer):
     rest = self.train_dl.batches(p['order'], p['pos'])
     return rest, p['pos'], p['total'].to(dev), bad
 
-
+# %% ../nbs/09_train.ipynb #710e8b44
 @patch
 def check_loss(self: Trainer, loss, step, first_bad):
     "A non-finite `loss` raises at once on a CPU; on a GPU its step is noted."
@@ -213,7 +213,7 @@ def pause(self: Trainer, n, total, first_bad):
         f"batch {n} of {len(self.train_dl)})"
     )
 
-
+# %% ../nbs/09_train.ipynb #68f4599e
 @patch
 def train_epoch(self: Trainer, max_steps=None):
     """One pass over the training split (or its first `max_steps` batches, for
@@ -285,7 +285,7 @@ def run_epoch(self: Trainer):
         row.update(self.temperature_metrics())
     return row
 
-
+# %% ../nbs/09_train.ipynb #fb215766
 @patch
 def finish(self: Trainer):
     """After the last epoch: the test logits, the fixed temperature and the
@@ -297,7 +297,7 @@ def finish(self: Trainer):
     if self.clean_dl is not None:
         self.bn_logits = self.bn_recalibrated_logits()
 
-
+# %% ../nbs/09_train.ipynb #085ff86b
 @patch
 def fit(self: Trainer, on_epoch=None):
     """Train until `cfg.epochs`, from wherever the state is; `on_epoch(trainer)` runs
@@ -322,7 +322,7 @@ def fit(self: Trainer, on_epoch=None):
     self.finish()
     return self.history
 
-
+# %% ../nbs/09_train.ipynb #db2b7484
 def train(cfg, data, progress=True, on_epoch=None):
     "Train `cfg` (a `TrainConfig`) on `data`; returns the finished `Trainer`."
     t = Trainer(cfg, data, progress)
@@ -347,7 +347,7 @@ def state_dict(self: Trainer):
         'partial': self.partial,
     }
 
-
+# %% ../nbs/09_train.ipynb #4b6bbf2a
 @patch
 def load_state_dict(self: Trainer, sd):
     "Continue from `sd`, a `state_dict()` of a run of the same config."

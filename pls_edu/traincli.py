@@ -50,7 +50,7 @@ FIELD_HELP = {
     'eval_batch_size': ('batch size for evaluation', None),
 }
 
-
+# %% ../nbs/41_traincli.ipynb #4ed43bba
 def _cli_type(f):
     ann = str(f.type)
     return int if ann.startswith('int') else float if ann.startswith('float') else str
@@ -106,7 +106,7 @@ def train_parser():
     p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
     return p
 
-
+# %% ../nbs/41_traincli.ipynb #c7943ef1
 def train_main(argv=None):
     "Command line of one run (`pls-train --help`)."
     a = vars(train_parser().parse_args(argv))

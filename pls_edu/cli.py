@@ -4,45 +4,24 @@
 
 # %% ../nbs/40_cli.ipynb #da1d238c
 from __future__ import annotations
-import argparse, dataclasses, signal, subprocess, sys
+import argparse, dataclasses, json, signal, subprocess, sys
 from pathlib import Path
 
 from .datasets import ALL_DATASETS
 from .files import first_line
 from .models import MODELS
-from .preflight import preflight, format_preflight, plan, format_plan, load_timings, gpu_devices, estimate_run
+from .preflight import preflight, format_preflight, plan, format_plan, load_timings, gpu_devices, default_devices
 from .presets import PRESETS, check_preset, preset_runs
 from .runs import stop_on_signals
 from .slurm import write_manifest, write_sbatch, load_manifest, task_time, GPU_REQUESTS
 from .spec import RunSpec, RunOptions, ENGINES
 from .sweep import run_sweep, execute_run, stop_and_forward, format_summary, sweep_status, format_status
 from .sweep import bench_papermill
-from .tables import write_tables, preset_summary
+from .tables import write_tables, preset_summary, merge_summaries, runs_in_parts
+from .results import run_id
 
 # %% auto #0
-__all__ = ['default_devices', 'parser', 'main', 'run_index']
-
-# %% ../nbs/40_cli.ipynb #ca33e218
-def _days(seconds):
-    return f"{seconds / 86400:.1f} days" if seconds > 2 * 86400 else f"{seconds / 3600:.1f} hours"
-
-
-def default_devices(name, runs, devices=None):
-    "The devices to run preset `name` on: `devices` if given; else every GPU for GPU work, `cpu` for CPU work."
-    if devices:
-        return list(devices)
-    if PRESETS[name]['kind'] == 'cpu':
-        return ['cpu']
-    gpus = gpu_devices()
-    if gpus:
-        return gpus
-    per = max(estimate_run(r.config, 'cpu')[0] for r in runs)
-    raise SystemExit(
-        f"pls-sweep: preset {name!r} is GPU work ({len(runs)} runs) and this machine has no CUDA "
-        f"device. On this CPU one run would take about {_days(per)} (fallback CPU figures, notebook 34). "
-        f"Run it on a GPU machine or a cluster (pls-sweep slurm {name}), or pass --devices cpu to run it "
-        "here anyway."
-    )
+__all__ = ['parser', 'main', 'run_index']
 
 # %% ../nbs/40_cli.ipynb #961beb20
 def _add_narrowing(p):
@@ -67,6 +46,22 @@ def _add_narrowing(p):
 
 def _narrowing(a):
     return dict(datasets=a.datasets, models=a.models, methods=a.methods, seeds=a.seeds, epochs=a.epochs)
+
+# %% ../nbs/40_cli.ipynb #79c1a496
+def _add_except(p):
+    p.add_argument(
+        '--except-in',
+        nargs='+',
+        default=[],
+        metavar='PART',
+        help='leave out the runs these part summaries hold (pls-sweep summary --partial), e.g. from another machine',
+    )
+
+
+def _without_parts(a, runs):
+    "`runs` less those that the part summaries named by `--except-in` hold."
+    held = runs_in_parts(a.preset, getattr(a, 'except_in', None) or [])
+    return [r for r in runs if run_id(r.config) not in held]
 
 # %% ../nbs/40_cli.ipynb #78486335
 def _add_run_options(p):
@@ -99,7 +94,7 @@ def _add_run_options(p):
     )
     p.add_argument('--skip-check', action='store_true', help='start without the pre-flight check (experts)')
 
-
+# %% ../nbs/40_cli.ipynb #d7b8b4e7
 def _options(a, out, progress=False):
     return RunOptions(
         out=str(out),
@@ -118,6 +113,7 @@ def _add_check(sub):
     "The `check` subcommand."
     p = sub.add_parser('check', help='check data, devices and results folder for a preset; start nothing')
     _add_narrowing(p)
+    _add_except(p)
     p.add_argument('--data-root', default='data', help='folder holding the datasets (default: data)')
     p.add_argument(
         '--devices',
@@ -126,11 +122,12 @@ def _add_check(sub):
         help='devices to check, e.g. cuda:0 cuda:1 or cpu (default: what run would use)',
     )
 
-
+# %% ../nbs/40_cli.ipynb #ee1b7bc6
 def _add_plan(sub):
     "The `plan` subcommand."
     p = sub.add_parser('plan', help='runs, epochs and estimated device-hours of a preset')
     _add_narrowing(p)
+    _add_except(p)
     p.add_argument(
         '--timings',
         help='gpu_timings.json written by pls-gpu-check (default: PLS_GPU_TIMINGS or '
@@ -143,11 +140,12 @@ def _add_plan(sub):
         help="devices working in parallel, for the wall time (default: this machine's GPUs, at least 1)",
     )
 
-
+# %% ../nbs/40_cli.ipynb #1b84a557
 def _add_run(sub):
     "The `run` subcommand."
     p = sub.add_parser('run', help='run a preset here (one run per device at a time)')
     _add_narrowing(p)
+    _add_except(p)
     p.add_argument(
         '--devices',
         nargs='+',
@@ -162,6 +160,7 @@ def _add_slurm(sub):
     "The `slurm` subcommand."
     p = sub.add_parser('slurm', help='write a manifest and a SLURM job-array script (and submit it with --submit)')
     _add_narrowing(p)
+    _add_except(p)
     _add_run_options(p)
     p.add_argument('--partition', help='SLURM partition (default: the cluster default)')
     p.add_argument('--cpus', type=int, default=None, help='CPUs per task (default: 8 for GPU work, 2 for CPU work)')
@@ -183,7 +182,7 @@ def _add_slurm(sub):
     )
     p.add_argument('--submit', action='store_true', help='submit the array with sbatch')
 
-
+# %% ../nbs/40_cli.ipynb #66571c81
 def _add_run_index(sub):
     "The `run-index` subcommand."
     p = sub.add_parser('run-index', help='run one manifest entry (what each array task calls)')
@@ -210,12 +209,26 @@ def _add_summary(sub):
     _add_narrowing(p)
     p.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
     p.add_argument('--runs-at-a-time', type=int, default=None, help='how many runs ran side by side, for the record')
+    p.add_argument(
+        '--partial',
+        action='store_true',
+        help='write the runs finished so far as a part, to commit now and merge later (pls-sweep merge)',
+    )
+
+# %% ../nbs/40_cli.ipynb #93416069
+def _add_merge(sub):
+    "The `merge` subcommand."
+    p = sub.add_parser('merge', help="write a preset's summary from its parts, made on any machines")
+    p.add_argument('preset', metavar='PRESET', help=f"the preset: {', '.join(PRESETS)} (pls-sweep list)")
+    p.add_argument('parts', nargs='+', metavar='PART', help='the part summaries, each run in exactly one')
+    p.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
 
 
 def _add_status(sub):
     "The `status` subcommand."
     p = sub.add_parser('status', help='finished, running (where), interrupted, failed (why) and missing runs')
     _add_narrowing(p)
+    _add_except(p)
     p.add_argument('--lease-s', type=float, default=None, help='a lease older than this is not live (default: 300)')
 
 # %% ../nbs/40_cli.ipynb #3ac2f6c6
@@ -235,6 +248,7 @@ def parser():
     _add_run_index(sub)
     _add_aggregate(sub)
     _add_summary(sub)
+    _add_merge(sub)
     _add_status(sub)
     sub.add_parser('bench', help="seconds per run through each engine (papermill, process, direct) on digits runs")
     return p
@@ -274,7 +288,7 @@ def _check_or_exit(runs, out, data_root, devices, skip):
 
 
 def _run(a, runs, out):
-    devices = default_devices(a.preset, runs, a.devices)
+    devices = default_devices(a.preset, PRESETS[a.preset]['kind'], runs, a.devices)
     _check_or_exit(runs, out, a.data_root, devices, a.skip_check)
     s = run_sweep(runs, _options(a, out, not a.no_progress), devices)
     print(format_summary(s))
@@ -284,7 +298,7 @@ def _run(a, runs, out):
     if s['counts']['failed']:
         sys.exit(1)
 
-
+# %% ../nbs/40_cli.ipynb #3aa9c129
 def _slurm(a, runs, out, kind):
     gpus = a.gpus_per_task if a.gpus_per_task is not None else (1 if kind == 'gpu' else 0)
     _check_or_exit(runs, out, a.data_root, [], a.skip_check)
@@ -311,7 +325,7 @@ def _slurm(a, runs, out, kind):
     else:
         print(f"submit with: sbatch {sb}")
 
-
+# %% ../nbs/40_cli.ipynb #e2d57b9a
 def _run_index_command(a):
     "Run one manifest entry and exit with its status: 3 when interrupted, so that the batch script requeues it."
     # The batch script requeues a task that SLURM's USR1 ended. Once the entry is finished nothing is left to
@@ -325,21 +339,30 @@ def _run_index_command(a):
     print(f"manifest entry {a.index}: {st}" + (f" ({note})" if note else ''))
     sys.exit({'failed': 1, 'interrupted': 3}.get(st, 0))
 
-
-def _dispatch(a):
+# %% ../nbs/40_cli.ipynb #8dcd5c2f
+def _other_command(a):
+    "Carry out `list`, `bench`, `run-index` or `merge`; False for a command on a preset's runs."
     if a.cmd == 'list':
         for n, pr in PRESETS.items():
             print(f"{n:20s} {pr['kind']}  {len(preset_runs(n)):4d} runs  {pr['doc']}")
-        return
-    if a.cmd == 'bench':
+    elif a.cmd == 'bench':
         for k, v in bench_papermill().items():
             print(f"{k}: {v:.2f}" + (' s' if k.endswith('_s') else ''))
-        return
-    if a.cmd == 'run-index':
+    elif a.cmd == 'run-index':
         _run_index_command(a)
+    elif a.cmd == 'merge':
+        check_preset(a.preset)
+        size = merge_summaries(a.preset, a.parts, a.to)
+        print(f"{a.preset}: {len(a.parts)} parts merged into {a.to} ({size / 1e3:.0f} kB)")
+    return a.cmd in ('list', 'bench', 'run-index', 'merge')
+
+# %% ../nbs/40_cli.ipynb #c207f11f
+def _dispatch(a):
+    if _other_command(a):
+        return
     check_preset(a.preset)
     out = Path(a.out or f'results/{a.preset}')
-    runs = preset_runs(a.preset, **_narrowing(a))
+    runs = _without_parts(a, preset_runs(a.preset, **_narrowing(a)))
     kind = PRESETS[a.preset]['kind']
     if a.cmd == 'check':
         devices = a.devices or (['cpu'] if kind == 'cpu' else gpu_devices() or ['cuda'])
@@ -359,8 +382,9 @@ def _dispatch(a):
             print(f"warning: skipped a damaged run: {c} (rerun the preset to train it again)")
         print(f"{w['runs']} of {w['expected']} runs finished\n" + w['markdown'])
     elif a.cmd == 'summary':
-        size = preset_summary(a.preset, out, a.to, a.runs_at_a_time, **_narrowing(a))
-        print(f"{a.preset}: {len(runs)} runs summarized in {a.to} ({size / 1e3:.0f} kB)")
+        size = preset_summary(a.preset, out, a.to, a.runs_at_a_time, partial=a.partial, **_narrowing(a))
+        n = len(json.loads(Path(a.to).read_text())['runs'])
+        print(f"{a.preset}: {n} runs summarized in {a.to} ({size / 1e3:.0f} kB)")
     elif a.cmd == 'status':
         print(format_status(sweep_status(runs, out, a.lease_s)))
 

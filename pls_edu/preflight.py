@@ -14,7 +14,7 @@ from .files import check_writable
 
 # %% auto #0
 __all__ = ['FALLBACK_S_PER_IMAGE', 'EVAL_FACTOR', 'device_problems', 'gpu_devices', 'preflight', 'format_preflight', 'shape_key',
-           'load_timings', 's_per_image', 'estimate_run', 'plan', 'format_plan']
+           'load_timings', 's_per_image', 'estimate_run', 'plan', 'format_plan', 'default_devices']
 
 # %% ../nbs/34_preflight.ipynb #7f24b20f
 def device_problems(devices):
@@ -52,7 +52,7 @@ def _folder_problems(out):
         return [f"results folder {out} is a file, not a folder"]
     return []
 
-
+# %% ../nbs/34_preflight.ipynb #8e2ff0e1
 def preflight(runs, out, data_root='data', devices=('cpu',)):
     "Problems before a sweep of `runs`: per dataset, devices, and the results folder. `ok` is True when there are none."
     names = dict.fromkeys(r.config.dataset for r in runs)
@@ -66,7 +66,7 @@ def preflight(runs, out, data_root='data', devices=('cpu',)):
     rep['ok'] = not (rep['datasets'] or rep['devices'] or rep['out'])
     return rep
 
-
+# %% ../nbs/34_preflight.ipynb #88f1a237
 def format_preflight(rep):
     "The pre-flight report as text (one line when all is well)."
     if rep['ok']:
@@ -106,7 +106,7 @@ EVAL_FACTOR = 1 / 3
 def shape_key(shape):
     return 'x'.join(map(str, shape))
 
-
+# %% ../nbs/34_preflight.ipynb #c9a29298
 def load_timings(path=None):
     "The timings `pls-gpu-check` saved (`path`, else `PLS_GPU_TIMINGS`, else ./gpu_timings.json), or None."
     here = 'gpu_timings.json' if Path('gpu_timings.json').exists() else None
@@ -179,7 +179,7 @@ def plan(runs, kind='gpu', timings=None, n_devices=1):
         'source': (timings or {}).get('source') if measured else 'fallback figures',
     }
 
-
+# %% ../nbs/34_preflight.ipynb #bbde511f
 def format_plan(p):
     "A plan as a table and a total line."
     unit = 'GPU' if p['kind'] == 'gpu' else 'CPU'
@@ -194,3 +194,25 @@ def format_plan(p):
         f"time on {p['n_devices']} {unit}(s) (timings: {p['source']})"
     )
     return '\n'.join(lines)
+
+# %% ../nbs/34_preflight.ipynb #ca33e218
+def _days(seconds):
+    return f"{seconds / 86400:.1f} days" if seconds > 2 * 86400 else f"{seconds / 3600:.1f} hours"
+
+
+def default_devices(name, kind, runs, devices=None):
+    "Devices for preset `name` of `kind`: `devices` if given; else every GPU for GPU work, `cpu` for CPU work."
+    if devices:
+        return list(devices)
+    if kind == 'cpu':
+        return ['cpu']
+    gpus = gpu_devices()
+    if gpus:
+        return gpus
+    per = max(estimate_run(r.config, 'cpu')[0] for r in runs)
+    raise SystemExit(
+        f"pls-sweep: preset {name!r} is GPU work ({len(runs)} runs) and this machine has no CUDA "
+        f"device. On this CPU one run would take about {_days(per)} (fallback CPU figures, notebook 34). "
+        f"Run it on a GPU machine or a cluster (pls-sweep slurm {name}), or pass --devices cpu to run it "
+        "here anyway."
+    )

@@ -4,21 +4,21 @@
 
 # %% ../nbs/32_tables.ipynb #fd892ac7
 from __future__ import annotations
-import contextlib, csv, platform
+import contextlib, csv, json, platform
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .files import save_csv, save_png, save_text
+from .files import save_csv, save_json, save_png, save_text
 from .presets import PRESETS, preset_runs, layout
 import pls_edu
 from .report import fmt_boot, fmt_error, fmt_vs_ref, format_grid, summary_rows
-from .results import RESULT, collect, run_id, write_summary
+from .results import RESULT, collect, read_summary, run_id, write_summary
 from .runs import run_identity
 
 # %% auto #0
 __all__ = ['NAMES', 'ERRORS', 'SETTING_KEYS', 'paper_results', 'paper_value', 'paper_table', 'plot_fig3', 'preset_results',
-           'aggregate', 'table_header', 'write_tables', 'preset_summary']
+           'aggregate', 'table_header', 'write_tables', 'preset_summary', 'runs_in_parts', 'merge_summaries']
 
 # %% ../nbs/32_tables.ipynb #7142855b
 NAMES = {
@@ -43,7 +43,7 @@ NAMES = {
     'small-cnn-g3': 'small CNN (3x3 grid)',
 }
 
-
+# %% ../nbs/32_tables.ipynb #efc3cb96
 def paper_results():
     """The paper's published error rates, keyed by (table, model, dataset, method) ->
     (mean, std or None)."""
@@ -88,7 +88,7 @@ def _column_cells(r, pp, best, markdown, images):
         cells.append(fmt_boot(r) if r else '—')
     return cells
 
-
+# %% ../nbs/32_tables.ipynb #1c0934ee
 def paper_table(rows, methods, columns, table='table1', paper_model=None, markdown=True):
     """Rows in the paper's layout: one row per method; per column (model, dataset,
     label) ours, paper, diff, tests."""
@@ -122,7 +122,7 @@ def _fig3_points(rows):
         pts.append((w, r['error_mean'], r['error_std'] or 0, r['seeds']))
     return sorted(pts)
 
-
+# %% ../nbs/32_tables.ipynb #1d461b56
 def plot_fig3(rows, ax=None, paper_point=True, label='ours'):
     """Error against the reweight factor w (Fig. 3) from summary rows of `pls-wX`
     (and `pls`, drawn at w = 0.5)."""
@@ -172,7 +172,7 @@ def preset_results(name, out, error='final', **narrow):
     seen = {k: dict(Counter(str(r['config'].get(k)) for r in res)) for k in SETTING_KEYS}
     return res, damaged, {k: v for k, v in seen.items() if v}
 
-
+# %% ../nbs/32_tables.ipynb #8d3edb55
 def aggregate(name, out, error='final', **narrow):
     "The preset's table of `error` ('final' epoch, or 'best'): summary rows and a markdown table in the paper's layout."
     res, damaged, seen = preset_results(name, out, error, **narrow)
@@ -190,7 +190,7 @@ def aggregate(name, out, error='final', **narrow):
         'expected': len(preset_runs(name, **narrow)),
     }
 
-
+# %% ../nbs/32_tables.ipynb #db5842e3
 def table_header(name, a):
     "The lines above a preset's table: what it is, how many runs, and which settings they used."
     s = a['settings']
@@ -214,7 +214,7 @@ def table_header(name, a):
         f"Runs used: {used or 'none yet'}.\n\n"
     )
 
-
+# %% ../nbs/32_tables.ipynb #29f2b7c3
 def write_tables(name, out, error='final', **narrow):
     "Write `<out>/tables/<preset>.md` and `.csv` (`_best` for best-epoch errors; `fig3.png` for Fig. 3 presets)."
     a = aggregate(name, out, error, **narrow)
@@ -245,19 +245,11 @@ def _cpu_name():
                 return line.split(':', 1)[1].strip()
     return platform.processor() or '?'
 
-
-def preset_summary(name, out, path, runs_at_a_time=None, **narrow):
-    "Write the summary of preset `name`'s finished runs under `out` to `path`; refuses unless every run is intact."
-    res, damaged, _ = preset_results(name, out, **narrow)
-    want = len(preset_runs(name, **narrow))
-    if damaged or len(res) != want:
-        raise ValueError(
-            f"preset {name} is not finished under {out}: {len(res)} of {want} runs intact"
-            + (f", damaged: {'; '.join(damaged)}" if damaged else '')
-            + "; finish it with pls-sweep run first"
-        )
+# %% ../nbs/32_tables.ipynb #5e013f81
+def _summary_meta(name, res, runs_at_a_time):
+    "How preset `name`'s finished runs `res` were made: when, how long, on how many threads, which machine and torch."
     first, last, wall = _span(res)
-    meta = {
+    return {
         'preset': name,
         'doc': PRESETS[name]['doc'],
         'runs_trained_here': len(res),
@@ -270,4 +262,79 @@ def preset_summary(name, out, path, runs_at_a_time=None, **narrow):
         'machine': f"{_cpu_name()}, {platform.machine()}",
         'torch': sorted({r['torch'] for r in res}),
     }
+
+# %% ../nbs/32_tables.ipynb #2fdba668
+def preset_summary(name, out, path, runs_at_a_time=None, *, partial=False, **narrow):
+    """Write the summary of preset `name`'s finished runs under `out` to `path`; refuses unless every run is intact.
+    With `partial`, a part to merge later (`merge_summaries`): the runs finished so far, at least one, none damaged."""
+    res, damaged, _ = preset_results(name, out, **narrow)
+    want = len(preset_runs(name, **narrow))
+    if damaged or not res or (len(res) != want and not partial):
+        raise ValueError(
+            f"preset {name} is not finished under {out}: {len(res)} of {want} runs intact"
+            + (f", damaged: {'; '.join(damaged)}" if damaged else '')
+            + ("; a part needs at least one finished run" if partial else "; finish it with pls-sweep run first")
+        )
+    meta = _summary_meta(name, res, runs_at_a_time)
+    if partial:
+        meta['part'] = True
     return write_summary(path, res, meta)
+
+# %% ../nbs/32_tables.ipynb #1ae69097
+def _read_part(name, path, want):
+    "Part summary `path` of preset `name` as stored, each of its runs checked against the registered runs `want`."
+    read_summary(path)  # refuses packed labels that do not match their SHA-256
+    doc = json.loads(Path(path).read_text())
+    if doc.get('preset') != name:
+        raise ValueError(f"{path} summarizes preset {doc.get('preset')!r}, not {name!r}")
+    for r in doc['runs']:
+        if r.get('id') not in want or run_identity(r['config']) != want[r['id']]:
+            raise ValueError(f"{path}: run {r.get('id')!r} is not a run of preset {name} as registered")
+    return doc
+
+
+def runs_in_parts(name, parts):
+    "The ids of the runs that the part summaries `parts` of preset `name` hold: a sweep need not train them again."
+    want = {run_id(s.config): run_identity(s.config) for s in preset_runs(name)}
+    return {r['id'] for p in parts for r in _read_part(name, p, want)['runs']}
+
+# %% ../nbs/32_tables.ipynb #70653c3e
+def _merged_meta(name, metas):
+    "The metadata of preset `name`'s summary merged from parts whose own metadata are `metas` (kept under 'parts')."
+    at_a_time = {m['runs_at_a_time'] for m in metas}
+    return {
+        'preset': name,
+        'doc': PRESETS[name]['doc'],
+        'runs_trained_here': sum(m['runs_trained_here'] for m in metas),
+        'first_start': min(m['first_start'] for m in metas),
+        'last_end': max(m['last_end'] for m in metas),
+        'wall_seconds': sum(m['wall_seconds'] for m in metas),
+        'sum_train_seconds': sum(m['sum_train_seconds'] for m in metas),
+        'runs_at_a_time': at_a_time.pop() if len(at_a_time) == 1 else sorted(at_a_time, key=str),
+        'threads_per_run': sorted({t for m in metas for t in m['threads_per_run']}),
+        'machine': '; '.join(sorted({m['machine'] for m in metas})),
+        'torch': sorted({t for m in metas for t in m['torch']}),
+        'parts': metas,
+    }
+
+# %% ../nbs/32_tables.ipynb #0b484eb5
+def merge_summaries(name, parts, path):
+    "Write preset `name`'s summary from part summaries made anywhere; refuses a missing, a doubled or a foreign run."
+    want = {run_id(s.config): run_identity(s.config) for s in preset_runs(name)}
+    docs = [_read_part(name, p, want) for p in parts]
+    if len({(d['labels_sha256'], d['num_classes']) for d in docs}) != 1:
+        raise ValueError(f"the parts of preset {name} were not scored on the same test images")
+    held = Counter(r['id'] for d in docs for r in d['runs'])
+    twice = sorted(i for i, n in held.items() if n > 1)
+    missing = [i for i in want if i not in held]
+    if twice or missing:
+        raise ValueError(
+            f"the parts of preset {name} must hold each of its {len(want)} runs once; "
+            f"twice: {twice or 'none'}; missing: {missing or 'none'}"
+        )
+    by_id = {r['id']: r for d in docs for r in d['runs']}
+    skip = ('runs', 'labels', 'labels_sha256', 'num_classes', 'preset', 'doc', 'part')
+    meta = _merged_meta(name, [{k: v for k, v in d.items() if k not in skip} for d in docs])
+    packed = {k: docs[0][k] for k in ('num_classes', 'labels', 'labels_sha256')}
+    save_json(path, {**meta, **packed, 'runs': [by_id[i] for i in want]})
+    return Path(path).stat().st_size

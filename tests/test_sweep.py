@@ -251,3 +251,45 @@ def test_cli_errors(capsys):
     with pytest.raises(SystemExit):
         main(['aggregate', 'table1', '--seeds', 'x'])
     assert "invalid int value: 'x'" in capsys.readouterr().err
+
+
+def _finished(out, cfg, error, started='2026-12-07 06:00:00', n_test=1000):
+    "A fake finished run with what a summary records of how it ran."
+    d = fake_result(out, cfg, error, n_test=n_test)
+    r = json.loads((d / RESULT).read_text())
+    r.update(attempts=[{'started': started}], wall_seconds_this_process=10.0, train_seconds=9.0, threads=1, torch='x')
+    (d / RESULT).write_text(json.dumps(r))
+
+
+def test_parts_merge_only_when_each_registered_run_is_in_one_part(tmp_path, capsys):
+    "Parts from two folders merge into the whole; a run of another recipe, or other test images, is refused."
+    runs = preset_runs('cpu-tiny')
+    for i, r in enumerate(runs):
+        _finished(tmp_path / ('a' if i < 3 else 'b'), r.config, 5.0 + i)
+        _finished(tmp_path / 'whole', r.config, 5.0 + i)
+    for f in ('a', 'b', 'whole'):
+        partial = ['--partial'] if f != 'whole' else []
+        main(['summary', 'cpu-tiny', '--out', str(tmp_path / f), '--to', str(tmp_path / f'{f}.json'), *partial])
+    main(['merge', 'cpu-tiny', str(tmp_path / 'a.json'), str(tmp_path / 'b.json'), '--to', str(tmp_path / 'm.json')])
+    merged, whole = (json.loads((tmp_path / f).read_text()) for f in ('m.json', 'whole.json'))
+    assert merged['runs'] == whole['runs'] and merged['runs_trained_here'] == 4
+    assert [p['runs_trained_here'] for p in merged['parts']] == [3, 1]
+    # a run trained with other epochs than the registered recipe is not a run of the preset
+    _finished(tmp_path / 'c', dataclasses.replace(runs[3].config, epochs=3), 1.0)
+    doc = json.loads((tmp_path / 'b.json').read_text())
+    doc['runs'][0]['config']['epochs'] = 3
+    (tmp_path / 'c.json').write_text(json.dumps(doc))
+    with pytest.raises(SystemExit):
+        main(
+            ['merge', 'cpu-tiny', str(tmp_path / 'a.json'), str(tmp_path / 'c.json'), '--to', str(tmp_path / 'x.json')]
+        )
+    assert 'is not a run of preset cpu-tiny as registered' in capsys.readouterr().err
+    # parts scored on different test images cannot be one summary
+    _finished(tmp_path / 'd', runs[3].config, 5.0, n_test=500)
+    main(['summary', 'cpu-tiny', '--out', str(tmp_path / 'd'), '--partial', '--to', str(tmp_path / 'd.json')])
+    with pytest.raises(SystemExit):
+        main(
+            ['merge', 'cpu-tiny', str(tmp_path / 'a.json'), str(tmp_path / 'd.json'), '--to', str(tmp_path / 'x.json')]
+        )
+    assert 'were not scored on the same test images' in capsys.readouterr().err
+    assert not (tmp_path / 'x.json').exists()

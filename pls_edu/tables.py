@@ -281,6 +281,11 @@ def preset_summary(name, out, path, runs_at_a_time=None, *, partial=False, **nar
     return write_summary(path, res, meta)
 
 # %% ../nbs/32_tables.ipynb #1ae69097
+def _registered(name):
+    "The identity of each registered run of preset `name`, by run id."
+    return {run_id(s.config): run_identity(s.config) for s in preset_runs(name)}
+
+
 def _read_part(name, path, want):
     "Part summary `path` of preset `name` as stored, each of its runs checked against the registered runs `want`."
     read_summary(path)  # refuses packed labels that do not match their SHA-256
@@ -295,7 +300,7 @@ def _read_part(name, path, want):
 
 def runs_in_parts(name, parts):
     "The ids of the runs that the part summaries `parts` of preset `name` hold: a sweep need not train them again."
-    want = {run_id(s.config): run_identity(s.config) for s in preset_runs(name)}
+    want = _registered(name)
     return {r['id'] for p in parts for r in _read_part(name, p, want)['runs']}
 
 # %% ../nbs/32_tables.ipynb #70653c3e
@@ -320,7 +325,7 @@ def _merged_meta(name, metas):
 # %% ../nbs/32_tables.ipynb #0b484eb5
 def merge_summaries(name, parts, path):
     "Write preset `name`'s summary from part summaries made anywhere; refuses a missing, a doubled or a foreign run."
-    want = {run_id(s.config): run_identity(s.config) for s in preset_runs(name)}
+    want = _registered(name)
     docs = [_read_part(name, p, want) for p in parts]
     if len({(d['labels_sha256'], d['num_classes']) for d in docs}) != 1:
         raise ValueError(f"the parts of preset {name} were not scored on the same test images")

@@ -184,6 +184,16 @@ PRESETS |= {
         method_variants={'erm': [{'lr': 0.2}], 'mixup': [{'lr': 0.1}], 'pls': [{'lr': 0.2}]},
         doc='regime study, own learning rates: each method at the best rate of its regime-lr pilot, 15 epochs',
     ),
+    # added after the pilot (notebook 16, dated): the methods whose best rate sat at the top of its grid, one step higher
+    'regime-lr-edge': dict(
+        REGIME,
+        methods=['erm', 'pls'],
+        seeds=range(1),
+        epochs=10,
+        holdout=0.1,
+        variants=[{'lr': 0.5}],
+        doc='regime study, learning rate above the grid: the pilot of regime-lr at lr 0.5 for ERM and PLS, seed 0',
+    ),
 }
 
 # %% ../nbs/28_presets.ipynb #8e0ce2be

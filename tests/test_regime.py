@@ -1,5 +1,6 @@
 "The regime study's machinery: the training subset, the clean-training diagnostic, BatchNorm recomputed, its rules."
 
+import dataclasses
 import re
 import subprocess
 from pathlib import Path
@@ -185,3 +186,24 @@ def test_the_own_rate_preset_runs_each_method_at_the_best_rate_of_the_committed_
     for m in ('erm', 'mixup', 'pls'):
         val = {r['config']['lr']: r['holdout_errors'][-1] for r in pilot if r['config']['method'] == m}
         assert {r.config.lr for r in runs if r.config.method == m} == {best_rate(val, 6000)['best']}, m
+
+
+def test_the_edge_pilot_extends_the_grid_for_exactly_the_methods_whose_best_rate_sat_at_its_top():
+    "regime-lr-edge is regime-lr's recipe one rate higher, for the methods at the grid's top edge in the committed pilot."
+    from pls_edu.presets import preset_runs
+    from pls_edu.regime import best_rate
+
+    pilot, _ = read_summary(ROOT / 'nbs' / 'measured' / 'regime-lr.json')
+    top = max(RULES['lr_grid'])
+    at_top = set()
+    for m in ('erm', 'mixup', 'pls'):
+        val = {r['config']['lr']: r['holdout_errors'][-1] for r in pilot if r['config']['method'] == m}
+        if best_rate(val, 6000)['best'] == top:
+            at_top.add(m)
+    edge = preset_runs('regime-lr-edge')
+    assert {r.config.method for r in edge} == at_top
+    assert all(r.config.lr > top for r in edge)
+    grid = {(r.config.method, r.config.lr): r.config for r in preset_runs('regime-lr')}
+    for r in edge:
+        same = dataclasses.replace(r.config, lr=top)
+        assert same == grid[r.config.method, top], r.config

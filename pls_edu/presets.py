@@ -184,7 +184,7 @@ PRESETS |= {
         method_variants={'erm': [{'lr': 0.2}], 'mixup': [{'lr': 0.1}], 'pls': [{'lr': 0.2}]},
         doc='regime study, own learning rates: each method at the best rate of its regime-lr pilot, 15 epochs',
     ),
-    # added after the pilot (notebook 16, dated): the methods whose best rate sat at the top of its grid, one step higher
+    # added after the pilot (notebook 16, dated): one rate above the grid, for the methods whose best sat at its top
     'regime-lr-edge': dict(
         REGIME,
         methods=['erm', 'pls'],

@@ -175,31 +175,29 @@ def test_the_verdict_reads_its_thresholds_from_the_registered_rules():
     assert 'classify(' in body and 'RULES' in body
 
 
-def test_the_own_rate_preset_runs_each_method_at_the_best_rate_of_the_committed_pilot():
-    "regime-lr-own's rates are not copied by hand: each is best_rate of its method in nbs/measured/regime-lr.json."
-    from pls_edu.presets import preset_runs
+def _pilot_best():
+    "Each method's best rate (`best_rate`) in the committed regime-lr pilot, on its 6,000 validation images."
     from pls_edu.regime import best_rate
 
     pilot, _ = read_summary(ROOT / 'nbs' / 'measured' / 'regime-lr.json')
+    val = {m: {} for m in ('erm', 'mixup', 'pls')}
+    for r in pilot:
+        val[r['config']['method']][r['config']['lr']] = r['holdout_errors'][-1]
+    return {m: best_rate(v, 6000)['best'] for m, v in val.items()}
+
+
+def test_the_own_rate_preset_runs_each_method_at_the_best_rate_of_the_committed_pilot():
+    "regime-lr-own's rates are not copied by hand: each is best_rate of its method in nbs/measured/regime-lr.json."
     runs = preset_runs('regime-lr-own')
     assert sorted({r.config.seed for r in runs}) == [0, 1, 2] and {r.config.epochs for r in runs} == {15}
-    for m in ('erm', 'mixup', 'pls'):
-        val = {r['config']['lr']: r['holdout_errors'][-1] for r in pilot if r['config']['method'] == m}
-        assert {r.config.lr for r in runs if r.config.method == m} == {best_rate(val, 6000)['best']}, m
+    for m, best in _pilot_best().items():
+        assert {r.config.lr for r in runs if r.config.method == m} == {best}, m
 
 
 def test_the_edge_pilot_extends_the_grid_for_exactly_the_methods_whose_best_rate_sat_at_its_top():
     "regime-lr-edge is regime-lr's recipe one rate higher, for the methods at the grid's top edge in the committed pilot."
-    from pls_edu.presets import preset_runs
-    from pls_edu.regime import best_rate
-
-    pilot, _ = read_summary(ROOT / 'nbs' / 'measured' / 'regime-lr.json')
     top = max(RULES['lr_grid'])
-    at_top = set()
-    for m in ('erm', 'mixup', 'pls'):
-        val = {r['config']['lr']: r['holdout_errors'][-1] for r in pilot if r['config']['method'] == m}
-        if best_rate(val, 6000)['best'] == top:
-            at_top.add(m)
+    at_top = {m for m, best in _pilot_best().items() if best == top}
     edge = preset_runs('regime-lr-edge')
     assert {r.config.method for r in edge} == at_top
     assert all(r.config.lr > top for r in edge)

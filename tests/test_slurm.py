@@ -169,6 +169,9 @@ def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, 
     def start_now(task, reason):  # SLURM holds a requeued job for about two minutes (BeginTime); the test need not wait
         if reason == 'BeginTime':
             requeued.add(task)
+            # but not at once: slurmd compares credentials by the second, and a relaunch in the same second as the end
+            # of the last attempt finds its credential revoked and SLURM kills the job (seen once on a busy machine)
+            time.sleep(2)
             subprocess.run(['scontrol', 'update', f'JobId={task}', 'StartTime=now'], capture_output=True)
 
     cfg = preset_runs('cpu-tiny', methods=['pls'], seeds=[0], epochs=E)[0].config

@@ -198,9 +198,11 @@ def plot_ece_curves(
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.2))
     for m in [m for m in methods or list(histories) if m in histories]:
-        hs = histories[m]
+        hs = [
+            [e for e in h if 'ece' in e] for h in histories[m]
+        ]  # the scored epochs
         n = min(len(h) for h in hs)
-        ep = np.arange(1, n + 1)
+        ep = [e['epoch'] for e in hs[0][:n]]
         ece = np.mean([[e['ece'] for e in h[:n]] for h in hs], 0)
         (line,) = ax.plot(ep, ece, label=m)
         for mode in ts if m in ts_methods else ():

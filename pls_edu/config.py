@@ -15,8 +15,8 @@ from .models import MODELS
 
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'PRECISIONS', 'ALTERNATIONS', 'TS_MODES', 'CHOICES', 'BOUNDS', 'CPU_REPRO_ENV',
-           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'make_sgd', 'make_schedule',
-           'compile_cache_dir', 'use_compile_cache']
+           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'is_scored', 'scored_epochs',
+           'eval_every_for', 'make_sgd', 'make_schedule', 'compile_cache_dir', 'use_compile_cache']
 
 # %% ../nbs/18_config.ipynb #5f497e68
 RECIPES = {
@@ -114,6 +114,8 @@ class TrainConfig:
     # DataLoader worker processes (baseline loader only)
     workers: int = 0
     eval_batch_size: int = 1000
+    # score every this many epochs and always the last (1: every epoch)
+    eval_every: int = 1
 
 # %% ../nbs/18_config.ipynb #83f07ec7
 @patch
@@ -156,6 +158,7 @@ BOUNDS = {  # every numeric field: its lowest allowed value, and what it must be
     'epochs': (1, 'a positive integer'),
     'batch_size': (1, 'a positive integer'),
     'eval_batch_size': (1, 'a positive integer'),
+    'eval_every': (1, 'a positive integer'),
     'clean_train': (0, 'a non-negative integer'),
     'workers': (0, 'a non-negative integer'),
     'lr': (0, 'a non-negative number'),
@@ -177,6 +180,21 @@ def _check_values(c):
         raise ValueError(f"train_subset must be a positive integer or None, got {c.train_subset!r}")
     if not 0 <= c.holdout < 1:
         raise ValueError(f"holdout must be a fraction in [0, 1), got {c.holdout!r}")
+
+# %% ../nbs/18_config.ipynb #3392f96d
+def is_scored(epoch, epochs, every):
+    "Whether 1-based `epoch` of a run of `epochs` epochs is scored with `eval_every=every` (the last always is)."
+    return epoch % every == 0 or epoch == epochs
+
+
+def scored_epochs(epochs, every):
+    "The 1-based epochs a run of `epochs` epochs scores with `eval_every=every`."
+    return [e for e in range(1, epochs + 1) if is_scored(e, epochs, every)]
+
+
+def eval_every_for(epochs, points=50):
+    "The `eval_every` that scores about `points` evenly spaced epochs of a run of `epochs` epochs (at least 1)."
+    return max(1, epochs // points)
 
 # %% ../nbs/18_config.ipynb #018e114f
 @patch

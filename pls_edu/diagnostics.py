@@ -90,8 +90,9 @@ def holdout_temperature(logits, labels, hl, hy):
 
 def fixed_temperature(history):
     "The last epoch's holdout T applied to every epoch of `history` (`ece_ts_fixed`); T and its grid value, or None."
+    history = [h for h in history if 'ece_grid' in h]  # the scored epochs (eval_every)
     T = history[-1].get('temperature') if history else None
-    if T is None or 'ece_grid' not in history[-1]:
+    if T is None:
         return None
     Tg, curve = fixed_temperature_curve(history, T)
     for h, e in zip(history, curve):
@@ -103,7 +104,7 @@ def final_record(history, bn=None, ts_fixed=None, ts_mode=None):
     "The last epoch's metrics, the best epoch's error, `bn`'s (a `summarize` dict) and, with `ts_mode`, `ece_ts`."
     skip = ('epoch', 'lr', 'train_time', 'ece_grid', 'temperature')
     last = {k: v for k, v in history[-1].items() if k not in skip}
-    best = min(history, key=lambda h: h['error'])
+    best = min((h for h in history if 'error' in h), key=lambda h: h['error'])  # among the scored epochs
     out = {**last, 'best_error': best['error'], 'best_epoch': best['epoch']}
     if bn is not None:
         out.update(error_bn_recal=bn['error'], nll_bn_recal=bn['nll'])

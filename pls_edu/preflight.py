@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from .config import scored_epochs
 from .datasets import REGISTRY, dataset_problems, get_spec
 from .files import check_writable
 
@@ -96,7 +97,8 @@ FALLBACK_S_PER_IMAGE = {  # seconds per training image, per shape; other shapes 
         'preact-resnet18': {'3x32x32': 4e-2},
         'resnet50': {'3x32x32': 1.2e-1},
         'small-cnn': {'1x8x8': 2.5e-4, '1x28x28': 4.2e-4},
-        'small-cnn-g3': {'1x28x28': 4.2e-4},
+        # measured: the 9 channels-last runs of regime-budget, two at a time, one thread each (a test reads it back)
+        'small-cnn-g3': {'1x28x28': 5.1e-4},
         'small-cnn-g3-w64': {'1x28x28': 2.0e-3},  # a probe: about 2 minutes per MNIST epoch on one thread
     },
 }
@@ -151,7 +153,8 @@ def estimate_run(cfg, kind='gpu', timings=None):
     method = (timings or {}).get('pls_over_erm', 1.05) if c.method.startswith('pls') else 1.0
     n_train = c.train_subset or spec.n_train
     n_eval = spec.n_test + min(c.clean_train, n_train)  # the test split, and the clean training subset if any
-    return c.epochs * s * (n_train * method + EVAL_FACTOR * n_eval), src
+    scored = len(scored_epochs(c.epochs, c.eval_every))
+    return s * (c.epochs * n_train * method + scored * EVAL_FACTOR * n_eval), src
 
 # %% ../nbs/34_preflight.ipynb #2dc8ecfb
 def plan(runs, kind='gpu', timings=None, n_devices=1):

@@ -9,10 +9,12 @@ from .datasets import PAPER_DATASETS
 from .methods import PAPER_METHODS
 from .results import variant_tags
 from .spec import RunSpec
+from .config import eval_every_for
 from .train import TrainConfig
 
 # %% auto #0
-__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'FIG3_BUT_PLS', 'PRESETS', 'REGIME', 'check_preset', 'preset_runs', 'layout']
+__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'FIG3_BUT_PLS', 'PRESETS', 'REGIME', 'CURVE_SIZES', 'CURVE_SEEDS', 'CURVE_COMMITTED',
+           'check_preset', 'preset_runs', 'layout']
 
 # %% ../nbs/28_presets.ipynb #c426565a
 R18, R50 = 'preact-resnet18', 'resnet50'
@@ -194,6 +196,27 @@ PRESETS |= {
         variants=[{'lr': 0.5}],
         doc='regime study, learning rate above the grid: the pilot of regime-lr at lr 0.5 for ERM and PLS, seed 0',
     ),
+}
+
+# %% ../nbs/28_presets.ipynb #b221212e
+# the learning curve (notebook 17): training images -> epochs, about a million images seen per run
+CURVE_SIZES = {1_000: 1_000, 2_000: 500, 5_000: 200, 10_000: 100, 20_000: 50, 60_000: 15}
+CURVE_SEEDS = range(5)
+# seeds 0-2 at 10,000 and 60,000 are committed already: regime-data and cpu-mnist
+CURVE_COMMITTED = {10_000: 'regime-data', 60_000: 'cpu-mnist'}
+
+
+def _curve_preset(n, epochs, seeds):
+    config = {'clean_train': 10_000, 'eval_every': eval_every_for(epochs)}
+    if n < 60_000:
+        config['train_subset'] = n
+    doc = f"learning curve: a fixed stratified {n:,} training images, {epochs} epochs, seeds {min(seeds)}-{max(seeds)}"
+    return dict(REGIME, epochs=epochs, seeds=seeds, config=config, doc=doc)
+
+
+PRESETS |= {
+    f'curve-{n}': _curve_preset(n, e, range(3, 5) if n in CURVE_COMMITTED else CURVE_SEEDS)
+    for n, e in CURVE_SIZES.items()
 }
 
 # %% ../nbs/28_presets.ipynb #8e0ce2be

@@ -207,7 +207,7 @@ def unpack_labels(p):
 # %% ../nbs/25_results.ipynb #711c8a04
 def _summary_run(r, k):
     "One run of a summary: config, final metrics, curves, time and packed predictions (and the optional diagnostics)."
-    h = r.get('history', [])
+    h = [e for e in r.get('history', []) if 'error' in e]  # the scored epochs
     out = {
         'config': r['config'],
         'final': r['final'],
@@ -217,6 +217,8 @@ def _summary_run(r, k):
     }
     if r.get('id'):
         out['id'] = r['id']
+    if [e['epoch'] for e in h] != list(range(1, len(h) + 1)):
+        out['scored_epochs'] = [e['epoch'] for e in h]  # with eval_every > 1
     if h and 'train_clean_error' in h[0]:
         out['train_clean_errors'] = [e['train_clean_error'] for e in h]
         out['train_clean_losses'] = [e['train_clean_loss'] for e in h]

@@ -254,8 +254,8 @@ def _train(spec, d, opts, data, on_epoch, lease):
     def _on_epoch(t):
         lease.refresh()
         h = t.history[-1]
-        loss, err = f"train loss {h['train_loss']:.4f}", f"test error {h['error']:.2f}%"
-        log_event(d, f"epoch {t.epoch}/{t.cfg.epochs}: {loss}, {err} ({h['train_time']:.1f} s)")
+        err = f", test error {h['error']:.2f}%" if 'error' in h else ''  # a scored epoch (eval_every)
+        log_event(d, f"epoch {t.epoch}/{t.cfg.epochs}: train loss {h['train_loss']:.4f}{err} ({h['train_time']:.1f} s)")
         if opts.ckpt_every and t.epoch % opts.ckpt_every == 0 and t.epoch < t.cfg.epochs:
             checkpoint()
         if on_epoch:
@@ -333,11 +333,10 @@ def plot_run(folder):
 
     res = read_result(Path(folder) / RESULT)
     rec = predictions(folder)
-    h = res['history']
-    ep = [e['epoch'] for e in h]
     fig, axs = plt.subplots(1, 5, figsize=(16, 2.8))
     for ax, k in zip(axs, ('train_loss', 'error', 'nll', 'ece')):
-        ax.plot(ep, [e[k] for e in h], marker='.')
+        h = [e for e in res['history'] if k in e]  # every epoch has a loss, the scored ones the rest
+        ax.plot([e['epoch'] for e in h], [e[k] for e in h], marker='.')
         ax.set_title(k)
         ax.set_xlabel('epoch')
     s = ood_scores(rec['test'][0], rec['ood'] if rec['ood'] is not None else rec['test'][0])

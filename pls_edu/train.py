@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .config import RECIPES, SCHEDULES, LOADERS, PRECISIONS, ALTERNATIONS
 from .config import TS_MODES, TrainConfig, make_schedule, make_sgd, patch
-from .config import CPU_REPRO_ENV, use_compile_cache
+from .config import CPU_REPRO_ENV, use_compile_cache, is_scored
 from .data import with_holdout, with_train_subset
 from .diagnostics import clean_scores, clean_subset_loader, recalibrate_bn
 from .diagnostics import fixed_temperature, holdout_temperature, final_record
@@ -270,7 +270,8 @@ def fix_temperature(self: Trainer):
 # %% ../nbs/09_train.ipynb #ea7ff744
 @patch
 def run_epoch(self: Trainer):
-    "Train one epoch, then score it: the history row of that epoch."
+    """Train one epoch, then score it if `cfg.eval_every` says so (`is_scored`, notebook
+    18): the history row of that epoch."""
     t0 = time.perf_counter()
     lr = self.opt.param_groups[0]['lr']
     loss = self.train_epoch()
@@ -278,7 +279,15 @@ def run_epoch(self: Trainer):
         torch.cuda.synchronize(self.device)
     row = {'epoch': self.epoch + 1, 'lr': lr, 'train_loss': loss}
     row['train_time'] = time.perf_counter() - t0
-    row.update(self.evaluate())
+    if is_scored(self.epoch + 1, self.cfg.epochs, self.cfg.eval_every):
+        row.update(self.score())
+    return row
+
+
+@patch
+def score(self: Trainer):
+    "The current model's test metrics, clean training metrics and holdout temperature, as configured."
+    row = self.evaluate()
     if self.clean_dl is not None:
         row.update(self.clean_metrics())
     if self.cfg.holdout:
@@ -314,7 +323,10 @@ def fit(self: Trainer, on_epoch=None):
             self.epoch += 1
             h = self.history[-1]
             bar.update(1)
-            bar.set_postfix(loss=f"{h['train_loss']:.3f}", err=f"{h['error']:.2f}")
+            shown = {'loss': f"{h['train_loss']:.3f}"}
+            if 'error' in h:
+                shown['err'] = f"{h['error']:.2f}"
+            bar.set_postfix(shown)
             if on_epoch:
                 on_epoch(self)
             if self.epoch < c.epochs and self.stopping():

@@ -48,6 +48,7 @@ FIELD_HELP = {
     'loader': ('data loader: the device-resident loader or the torchvision DataLoader baseline', LOADERS),
     'workers': ('DataLoader worker processes (baseline loader only)', None),
     'eval_batch_size': ('batch size for evaluation', None),
+    'eval_every': ('score the test split (and the clean training subset) every this many epochs and at the last', None),
 }
 
 # %% ../nbs/41_traincli.ipynb #4ed43bba

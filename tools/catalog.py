@@ -45,6 +45,11 @@ COURSE = [
         'evidence',
         "can a CPU test the paper's claim? a pre-registered regime study on real MNIST, Mixup as control",
     ),
+    (
+        '17_curve',
+        'evidence',
+        'when does mixing pay off? a pre-registered learning curve on real MNIST, 1,000 to 60,000 images, 5 seeds',
+    ),
     ('17_capstone', 'capstone', 'the whole method in one page: equations, code, defaults, and what reproduced'),
     ('18_config', 'library', "a run's config: the recipes, every field, the checks, the optimizer and schedule"),
     ('19_diagnostics', 'library', 'clean training error, BatchNorm recalibration, temperatures, target profiles'),
@@ -112,6 +117,7 @@ MODULE_ORDER = [
     'cli',
     'traincli',
     'regime',
+    'curve',
 ]
 
 

@@ -217,8 +217,9 @@ def _summary_run(r, k):
     }
     if r.get('id'):
         out['id'] = r['id']
-    if [e['epoch'] for e in h] != list(range(1, len(h) + 1)):
-        out['scored_epochs'] = [e['epoch'] for e in h]  # with eval_every > 1
+    epochs = [e.get('epoch') for e in h]
+    if None not in epochs and epochs != list(range(1, len(h) + 1)):
+        out['scored_epochs'] = epochs  # with eval_every > 1
     if h and 'train_clean_error' in h[0]:
         out['train_clean_errors'] = [e['train_clean_error'] for e in h]
         out['train_clean_losses'] = [e['train_clean_loss'] for e in h]

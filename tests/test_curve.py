@@ -154,7 +154,12 @@ def _run(method, seed, wrong, n=400):
     labels = np.arange(n) % 10
     pred = labels.copy()
     pred[:wrong] = (labels[:wrong] + 1) % 10
-    return {'config': {'method': method, 'seed': seed}, 'final': {'error': 100 * wrong / n}, 'pred': pred, 'labels': labels}
+    return {
+        'config': {'method': method, 'seed': seed},
+        'final': {'error': 100 * wrong / n},
+        'pred': pred,
+        'labels': labels,
+    }
 
 
 def _made_up(gaps):
@@ -209,7 +214,9 @@ def test_the_rules_were_committed_before_any_result_of_the_study():
 
     first = git('log', '--reverse', '--format=%H', '-S', '## Pre-registration', '--', 'nbs/*_curve.ipynb').split()
     assert first, 'no commit added the pre-registration'
-    added = git('log', '--format=%H', '--diff-filter=A', '--', 'nbs/measured/curve-*.json', 'nbs/measured/parts/curve-*').split()
+    added = git(
+        'log', '--format=%H', '--diff-filter=A', '--', 'nbs/measured/curve-*.json', 'nbs/measured/parts/curve-*'
+    ).split()
     for c in added:
         assert c != first[0]
         assert subprocess.run(['git', 'merge-base', '--is-ancestor', first[0], c], cwd=ROOT).returncode == 0, c
@@ -224,8 +231,10 @@ def test_the_conclusion_reads_its_thresholds_from_the_registered_rules():
     rendering = [
         c.source
         for c in cells
-        if c.cell_type == 'code' and ('conclusion(' in c.source or 'plain(' in c.source)
-        and '#| export' not in c.source and 'test_eq' not in c.source
+        if c.cell_type == 'code'
+        and ('conclusion(' in c.source or 'plain(' in c.source)
+        and '#| export' not in c.source
+        and 'test_eq' not in c.source
     ]
     assert rendering, 'no cell renders the conclusion'
     for s in rendering:

@@ -202,7 +202,9 @@ def plot_ece_curves(
             [e for e in h if 'ece' in e] for h in histories[m]
         ]  # the scored epochs
         n = min(len(h) for h in hs)
-        ep = [e['epoch'] for e in hs[0][:n]]
+        ep = [
+            e.get('epoch', i + 1) for i, e in enumerate(hs[0][:n])
+        ]  # consecutive unless numbered
         ece = np.mean([[e['ece'] for e in h[:n]] for h in hs], 0)
         (line,) = ax.plot(ep, ece, label=m)
         for mode in ts if m in ts_methods else ():

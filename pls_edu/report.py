@@ -16,7 +16,7 @@ __all__ = ['METRICS', 'MAIN_HEAD', 'run_label', 'summary_rows', 'fmt_error', 'fm
 # %% ../nbs/14_report.ipynb #b38b9c34
 def run_label(r):
     """A result's row name: its method, with the tags its run id adds
-    (`pls_detach`, notebook 25)."""
+    (`pls_detach`, notebook 57)."""
     c, rid = r['config'], r.get('id') or ''
     head = f"{c['dataset']}_{c['model']}_{c['method']}_s{c['seed']}"
     return c['method'] + (rid[len(head) :] if rid.startswith(head) else '')

@@ -72,7 +72,7 @@ def new_model(self: Trainer, model=None):
     model.to(self.device)
     if c.channels_last:
         model.to(memory_format=torch.channels_last)
-    if c.compile:  # a cache per instruction set (notebook 18)
+    if c.compile:  # a cache per instruction set (notebook 50)
         use_compile_cache()
         model.backbone.compile()
     return model
@@ -256,7 +256,7 @@ def evaluate(self: Trainer):
 # %% ../nbs/09_train.ipynb #e1dea493
 @patch
 def temperature_metrics(self: Trainer):
-    "With a holdout: `holdout_temperature` (notebook 19) of this epoch's logits."
+    "With a holdout: `holdout_temperature` (notebook 51) of this epoch's logits."
     return holdout_temperature(
         self.logits, self.labels, *self.predict_split('holdout')
     )
@@ -270,8 +270,8 @@ def fix_temperature(self: Trainer):
 # %% ../nbs/09_train.ipynb #ea7ff744
 @patch
 def run_epoch(self: Trainer):
-    """Train one epoch, then score it if `cfg.eval_every` says so (`is_scored`, notebook
-    18): the history row of that epoch."""
+    """Train one epoch, then score it if `cfg.eval_every` says so (`is_scored`,
+    notebook 50): the history row of that epoch."""
     t0 = time.perf_counter()
     lr = self.opt.param_groups[0]['lr']
     loss = self.train_epoch()
@@ -286,7 +286,8 @@ def run_epoch(self: Trainer):
 
 @patch
 def score(self: Trainer):
-    "The current model's test metrics, clean training metrics and holdout temperature, as configured."
+    """The current model's test metrics, clean training metrics and holdout
+    temperature, as configured."""
     row = self.evaluate()
     if self.clean_dl is not None:
         row.update(self.clean_metrics())
@@ -377,7 +378,7 @@ def load_state_dict(self: Trainer, sd):
 # %% ../nbs/09_train.ipynb #33b9e6bf
 @patch
 def final_metrics(self: Trainer):
-    """What the run reports: `final_record` (notebook 19) of its history, with the
+    """What the run reports: `final_record` (notebook 51) of its history, with the
     BatchNorm-recalibrated error and the temperatures when it has them."""
     bn = (
         summarize(self.bn_logits, self.labels)
@@ -406,7 +407,7 @@ def clean_metrics(self: Trainer):
 @patch
 def bn_recalibrated_logits(self: Trainer):
     """Test logits of the model with its BatchNorm statistics recomputed on the
-    clean training subset (`recalibrate_bn`, notebook 19)."""
+    clean training subset (`recalibrate_bn`, notebook 51)."""
     fixed = recalibrate_bn(self.model, self.clean_dl)
     with self.autocast():
         return predict(fixed, self.eval_dls['test'])[0]

@@ -22,7 +22,7 @@ IN_COURSE = [n for n, track, _ in course.COURSE if track in course.COURSE_PART]
 
 
 def nb(name):
-    return nbformat.read(NBS / f'{name}.ipynb', 4)
+    return nbformat.read(course.path_of(name), 4)
 
 
 def md(name):
@@ -34,11 +34,16 @@ def code_cells(path):
 
 
 def test_the_course_reads_in_file_order():
-    "The course first (method, evidence, capstone), numbered from 00 without a gap, then the library; each listed once."
+    """The course first (method, evidence, capstone) in nbs/, numbered from 00 without a gap, then the library in
+    nbs/library/, numbered from 50 without a gap; each listed once."""
     names = [n for n, *_ in course.COURSE]
     assert names == sorted(names)
-    assert sorted(names) == sorted(p.stem for p in NBS.glob('[0-9][0-9]_*.ipynb'))
-    assert [int(n[:2]) for n in names] == list(range(len(names)))
+    lessons = [n for n, t, _ in course.COURSE if t != 'library']
+    library = [n for n, t, _ in course.COURSE if t == 'library']
+    assert lessons == sorted(p.stem for p in NBS.glob('[0-9][0-9]_*.ipynb'))
+    assert library == sorted(p.stem for p in (NBS / 'library').glob('[0-9][0-9]_*.ipynb'))
+    assert [int(n[:2]) for n in lessons] == list(range(len(lessons)))
+    assert [int(n[:2]) for n in library] == list(range(50, 50 + len(library)))
     tracks = [t for _, t, _ in course.COURSE]
     assert tracks == sorted(tracks, key=PARTS.index)
     assert tuple(PARTS[:3]) == course.COURSE_PART and tracks.count('capstone') == 1
@@ -49,7 +54,7 @@ def test_the_course_reads_in_file_order():
 def _module_notebooks():
     out = {}
     for n, *_ in course.COURSE:
-        m = re.search(r'#\|\s*default_exp (\w+)', (NBS / f'{n}.ipynb').read_text())
+        m = re.search(r'#\|\s*default_exp (\w+)', course.path_of(n).read_text())
         if m:
             out[m.group(1)] = n
     return out
@@ -302,7 +307,7 @@ def test_the_committed_run_notebook_is_the_generated_one():
     from pls_edu.runbook import run_notebook
 
     fresh = [c.source for c in run_notebook().cells]
-    assert [c.source for c in nb('31_run').cells] == fresh
+    assert [c.source for c in nb('63_run').cells] == fresh
 
 
 # the committed outputs ---------------------------------------------------------------------------------------------
@@ -411,8 +416,8 @@ def _tiny_site(src):
         if p.name not in ('00_data.ipynb', '00_data_solutions.ipynb'):
             p.unlink()
     glossary = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# Notation and glossary')])
-    nbformat.write(glossary, src / '17_capstone.ipynb')  # the page every notebook links to
-    pages = '00_data\nsolutions/00_data_solutions\n17_capstone'
+    nbformat.write(glossary, src / '18_capstone.ipynb')  # the page every notebook links to
+    pages = '00_data\nsolutions/00_data_solutions\n18_capstone'
     (src / 'index.md').write_text(f'# pls_edu\n\n```{{toctree}}\n:hidden:\n{pages}\n```\n')
     return src
 

@@ -19,7 +19,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other tools
 
-from catalog import (  # noqa: F401  (the course's names, re-exported for the tests and notebook 42)
+from catalog import (  # noqa: F401  (the course's names, re-exported for the tests and notebook 74)
     COURSE,
     COURSE_PART,
     FINGERPRINT,
@@ -30,6 +30,9 @@ from catalog import (  # noqa: F401  (the course's names, re-exported for the te
     ROOT,
     TIMES,
     TRACKS,
+    in_library,
+    path_of,
+    rel,
     notebooks,
     solutions,
 )
@@ -51,16 +54,16 @@ def _clean(paths):
 
 
 def regenerate_run_notebook():
-    "Write nbs/31_run.ipynb afresh from the library's generator (keeping nothing else)."
+    "Write nbs/library/63_run.ipynb afresh from the library's generator (keeping nothing else)."
     from pls_edu.runbook import write_run_notebook
 
-    write_run_notebook(NBS / '31_run.ipynb')
+    write_run_notebook(NBS / 'library' / '63_run.ipynb')
 
 
 def execute(paths=None, workers=2, log=print):
     "Execute `paths` (default: the whole course) and commit their outputs into the notebooks; returns the seconds."
     paths = [Path(p) for p in (paths or notebooks())]
-    if any(p.name == '31_run.ipynb' for p in paths):
+    if any(p.name == '63_run.ipynb' for p in paths):
         regenerate_run_notebook()
 
     def one(p):
@@ -211,7 +214,7 @@ def _paths(names):
     out = []
     for n in names:
         p = Path(n)
-        cands = [p, NBS / n, NBS / f'{n}.ipynb', NBS / 'solutions' / f'{n}.ipynb']
+        cands = [p, NBS / n, NBS / f'{n}.ipynb', NBS / 'library' / f'{n}.ipynb', NBS / 'solutions' / f'{n}.ipynb']
         hit = next((c for c in cands if c.exists() and c.suffix == '.ipynb'), None)
         if hit is None:
             raise SystemExit(f"course: no notebook {n!r}; valid: {', '.join(q.stem for q in notebooks())}")

@@ -10,7 +10,7 @@ import subprocess, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from catalog import COURSE, LESSONS, NBS, ROOT, solutions  # noqa: E402
+from catalog import COURSE, LESSONS, NBS, ROOT, path_of, solutions  # noqa: E402
 
 SITE_WIDTH = 85
 
@@ -18,7 +18,7 @@ SITE_WIDTH = 85
 def narrow():
     "The notebooks formatted at the site's width: every lesson, every solution, the capstone."
     names = LESSONS + [n for n, t, _ in COURSE if t == 'capstone']
-    return [NBS / f'{n}.ipynb' for n in names] + [s for n, *_ in COURSE if (s := solutions(n))]
+    return [path_of(n) for n in names] + [s for n, *_ in COURSE if (s := solutions(n))]
 
 
 def ruff(args, files=()):

@@ -7,7 +7,7 @@ import ast, json, re
 import nbformat
 
 import cross_cpu
-from catalog import COURSE, COURSE_PART, MODULE_ORDER, NBS, PKG, ROOT, TIMES
+from catalog import COURSE, COURSE_PART, MODULE_ORDER, NBS, PKG, ROOT, TIMES, path_of, rel
 
 # ## The architecture: the import floors of the package
 
@@ -66,7 +66,7 @@ def architecture_markdown():
 
 
 def _outputs(name, kind='stdout'):
-    nb = nbformat.read(NBS / f'{name}.ipynb', 4)
+    nb = nbformat.read(path_of(name), 4)
     out = []
     for c in nb.cells:
         for o in c.get('outputs', []):
@@ -117,10 +117,15 @@ def readme_sections():
     "The generated parts of the README, by marker name."
     from pls_edu.bench import report
 
-    rows = lambda tracks: '\n'.join(f"| [`{n}`](nbs/{n}.ipynb) | {what} |" for n, tr, what in COURSE if tr in tracks)
+    rows = lambda tracks: '\n'.join(
+        f"| [`{n}`](nbs/{rel(n)}.ipynb) | {what} |" for n, tr, what in COURSE if tr in tracks
+    )
     doc = (ROOT / 'tests' / 'test_faults.py').read_text().split('"""')[1]
     faults = '\n'.join(l for l in doc.splitlines() if l.startswith('|'))
-    verdict = next((t for t in _outputs('16_regime', 'markdown') if t.startswith('**Verdict')), '(not executed yet)')
+    verdict = next(
+        (t for t in _outputs('16_regime', 'markdown') if t.startswith(('**In plain words', '**Verdict'))),
+        '(not executed yet)',
+    )
     cpus = cross_cpu.markdown() if cross_cpu.OUT.exists() else '(not measured yet: python tools/cross_cpu.py)'
     bench = _measured('bench.json')
     bench_text = ('```\n' + '\n'.join(report(bench)) + '\n```') if bench else '(not measured yet: pls-bench --json)'

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import nbformat
 
-from catalog import COURSE, COURSE_PART, MODULE_ORDER, NBS, ROOT, TIMES, TRACKS, notebooks, solutions
+from catalog import COURSE, COURSE_PART, MODULE_ORDER, NBS, ROOT, TIMES, TRACKS, notebooks, path_of, rel, solutions
 
 # ## The site
 
@@ -45,13 +45,13 @@ def api_markdown(module):
     import importlib, inspect
 
     m = importlib.import_module(f'pls_edu.{module}')
-    nbname = next((n for n, *_ in COURSE if (NBS / f'{n}.ipynb').read_text().count(f'default_exp {module}') == 1), None)
+    nbname = next((n for n, *_ in COURSE if path_of(n).read_text().count(f'default_exp {module}') == 1), None)
     lines = [
         f'# `pls_edu.{module}`',
         '',
         (m.__doc__ or '').strip(),
         '',
-        f'Built in [{nbname}](../{nbname}.ipynb).' if nbname else '',
+        f'Built in [{nbname}](../{rel(nbname)}.ipynb).' if nbname else '',
         '',
     ]
     for name in getattr(m, '__all__', []):
@@ -83,9 +83,9 @@ def _track_table(track, times):
         if tr != track:
             continue
         sol = f' ([solutions](solutions/{n}_solutions.ipynb))' if solutions(n) else ''
-        t = times.get(f'{n}.ipynb')
+        t = times.get(f'{rel(n)}.ipynb')
         out.append(
-            f'| [{_title(NBS / f"{n}.ipynb")}]({n}.ipynb) `{n}` | {what}{sol} | {f"{t} s" if t is not None else "—"} |'
+            f'| [{_title(path_of(n))}]({rel(n)}.ipynb) `{n}` | {what}{sol} | {f"{t} s" if t is not None else "—"} |'
         )
     return out + ['']
 
@@ -162,6 +162,7 @@ div.cell_input pre, div.cell_output pre { font-size: 12px; }
 def for_site(src, dst):
     "Copy notebook `src` to `dst` as the site shows it: `#|` directives dropped, hidden and `default_exp` cells removed."
     nb = nbformat.read(src, 4)
+    Path(dst).parent.mkdir(parents=True, exist_ok=True)  # the library's notebooks have a folder of their own
     for c in nb.cells:
         if c.cell_type != 'code':
             continue
@@ -196,7 +197,7 @@ def site_sources(src):
         shutil.copytree(NBS / 'images', src / 'images')
     home = home_markdown().split('\n')
     for track in COURSE_PART + ('library',):
-        home += _toctree(TRACKS[track], [n for n, tr, _ in COURSE if tr == track])
+        home += _toctree(TRACKS[track], [rel(n) for n, tr, _ in COURSE if tr == track])
     home += _toctree(TRACKS['solutions'], [f'solutions/{n}_solutions' for n, *_ in COURSE if solutions(n)])
     home += _toctree('API', ['api/index'])
     (src / 'index.md').write_text('\n'.join(home))

@@ -240,3 +240,50 @@ def test_the_conclusion_reads_its_thresholds_from_the_registered_rules():
     for s in rendering:
         assert not re.search(r'(?<![\w.])0\.\d+', s), 'a threshold written into a rendering cell'
     assert PRESETS['curve-1000']['config']['clean_train'] == 10_000
+
+
+# ## The exercises' checks reject the likely wrong answers
+
+
+def _solution_checks():
+    "The namespace of 17_curve_solutions after its import cell and its `check_N` cells."
+    nb = nbformat.read(ROOT / 'nbs' / 'solutions' / '17_curve_solutions.ipynb', 4)
+    cells = [c.source for c in nb.cells if c.cell_type == 'code']
+    ns = {}
+    exec(cells[0], ns)
+    for s in cells[1:]:
+        if re.match(r'def check_\d+\(', s):
+            exec(s, ns)
+    return ns
+
+
+@pytest.mark.parametrize(
+    'n,right,wrong',
+    [
+        (1, (0.4997,), (np.sqrt(3 / 5),)),  # forgetting that the t quantile falls with more seeds
+        (2, (0.9, 1 - 0.95**18), (0.9, 0.05)),  # the chance of one comparison taken for that of any
+        (2, (0.9, 1 - 0.95**18), (0.05, 0.05)),  # the rate taken for the count
+        (3, ('within noise', None), ('better', None)),  # one interval below 0 read as a finding
+    ],
+)
+def test_each_exercise_check_passes_the_right_answer_and_fails_a_likely_wrong_one(n, right, wrong):
+    ns = _solution_checks()
+    check = ns[f'check_{n}']
+    if n == 3:
+        d = {'diff': -0.30, 'by_seed': (-0.62, 0.02), 'over_images': (-0.45, -0.15), 'class': 'within noise'}
+        sentence = ns['plain'](d, 'pls', 'erm', 5_000)
+        right, wrong = (right[0], sentence), (wrong[0], sentence.replace('was not shown different from', 'beat'))
+    check(*right)
+    with pytest.raises(AssertionError):
+        check(*wrong)
+
+
+def test_every_exercise_of_the_lesson_has_a_check():
+    lesson = nbformat.read(NB, 4)
+    exercises = next(
+        c.source for c in lesson.cells if c.source.startswith('## Exercises') or '## Exercises' in c.source
+    )
+    count = len(re.findall(r'^\d+\. ', exercises.split('## Exercises', 1)[1], re.M))
+    assert sorted(k for k in _solution_checks() if k.startswith('check_')) == [
+        f'check_{i}' for i in range(1, count + 1)
+    ]

@@ -113,6 +113,14 @@ def _mnist_parts():
     return {'mnist-table': table.strip(), 'mnist-findings': mnist.strip()}
 
 
+def _curve_part():
+    "The learning curve's README part: notebook 17's rendered conclusion, and its figure once it has drawn one."
+    md = _outputs('17_curve', 'markdown')
+    text = next((t for t in md if t.startswith(('Sizes read so far', 'No size has'))), '(not executed yet)')
+    drawn = any(t.startswith('![the learning curve]') for t in md)
+    return text.strip() + ('\n\n![the learning curve](nbs/images/curve.png)' if drawn else '')
+
+
 def readme_sections():
     "The generated parts of the README, by marker name."
     from pls_edu.bench import report
@@ -134,6 +142,7 @@ def readme_sections():
         'cross-cpu': cpus,
         **_mnist_parts(),
         'regime': verdict.strip() + '\n\n![the regime study](nbs/images/regime.png)',
+        'curve': _curve_part(),
         'course': rows(COURSE_PART),
         'library': rows(('library',)),
         'faults': faults,

@@ -10,15 +10,16 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from .files import save_csv, save_json, save_png, save_text
-from .presets import PRESETS, preset_runs, layout
+from .presets import CURVE_COMMITTED, CURVE_SIZES, PRESETS, preset_runs, layout
 import pls_edu
 from .report import fmt_boot, fmt_error, fmt_vs_ref, format_grid, summary_rows
 from .results import RESULT, collect, read_summary, run_id, write_summary
 from .runs import run_identity
 
 # %% auto #0
-__all__ = ['NAMES', 'ERRORS', 'SETTING_KEYS', 'paper_results', 'paper_value', 'paper_table', 'plot_fig3', 'preset_results',
-           'aggregate', 'table_header', 'write_tables', 'preset_summary', 'runs_in_parts', 'merge_summaries']
+__all__ = ['NAMES', 'ERRORS', 'SETTING_KEYS', 'CURVE_APART', 'paper_results', 'paper_value', 'paper_table', 'plot_fig3',
+           'preset_results', 'aggregate', 'table_header', 'write_tables', 'preset_summary', 'runs_in_parts',
+           'merge_summaries', 'curve_runs']
 
 # %% ../nbs/library/64_tables.ipynb #7142855b
 NAMES = {
@@ -343,3 +344,34 @@ def merge_summaries(name, parts, path):
     packed = {k: docs[0][k] for k in ('num_classes', 'labels', 'labels_sha256')}
     save_json(path, {**meta, **packed, 'runs': [by_id[i] for i in want]})
     return Path(path).stat().st_size
+
+# %% ../nbs/library/64_tables.ipynb #61c5f710
+CURVE_APART = ('method', 'seed', 'eval_every', 'clean_train', 'channels_last')  # what may differ within a size
+
+
+def _committed(measured, preset, keep):
+    "The committed runs of `preset` among `keep` (its summary, else its parts) and whether its summary exists."
+    whole = Path(measured) / f'{preset}.json'
+    files = [whole] if whole.exists() else sorted((Path(measured) / 'parts').glob(f'{preset}.*.json'))
+    return [r for f in files for r in read_summary(f)[0] if r['config']['method'] in keep], whole.exists()
+
+
+def curve_runs(measured, keep=('erm', 'mixup', 'pls')):
+    """`{size: runs}` of the learning curve from the summaries under `measured` (a size's runs only once all its
+    presets are committed whole), and `{size: (seeds by method, CPU paths, complete)}`."""
+    by_size, status = {}, {}
+    for n in CURVE_SIZES:
+        presets = [p for p in (CURVE_COMMITTED.get(n), f'curve-{n}') if p]
+        got = [_committed(measured, p, keep) for p in presets]
+        runs = [r for rs, _ in got for r in rs]
+        recipes = {
+            json.dumps({k: v for k, v in r['config'].items() if k not in CURVE_APART}, sort_keys=True) for r in runs
+        }
+        if len(recipes) > 1:
+            raise ValueError(f"the runs at {n:,} images trained {len(recipes)} different recipes; expected one")
+        complete = all(whole for _, whole in got)
+        seeds = {m: sorted(r['config']['seed'] for r in runs if r['config']['method'] == m) for m in keep}
+        paths = sorted({'channels-last' if r['config']['channels_last'] else 'eager' for r in runs})
+        by_size[n] = runs if complete else []
+        status[n] = (seeds, ', '.join(paths) or '-', complete)
+    return by_size, status

@@ -101,7 +101,7 @@ def summary_rows(results, methods=None, ref='erm', error='final'):
     return rows
 
 # %% ../nbs/14_report.ipynb #0ae2b281
-def fmt_error(mean, std=None, n=None, bold=False):
+def fmt_error(mean, std=None, n=None):
     "`mean ± std` (and `(n)` seeds when given); `missing` for no runs."
     if mean is None:
         return 'missing'
@@ -110,14 +110,19 @@ def fmt_error(mean, std=None, n=None, bold=False):
         + (f" ± {std:.2f}" if std is not None else '')
         + (f" ({n})" if n is not None else '')
     )
-    return f"**{s}**" if bold else s
+    return s
 
 
 def fmt_ci(diff, lo, hi, significant):
     "`+d [lo, hi]`, starred when the interval excludes 0; `—` when there is none."
     if diff is None:
         return '—'
-    return f"{diff:+.2f} [{lo:+.2f}, {hi:+.2f}]" + (' *' if significant else '')
+    return f"{diff:+.2f} [{_edge(lo)}, {_edge(hi)}]" + (' *' if significant else '')
+
+
+def _edge(v):
+    "An interval's edge: two decimals, three where two would print a nonzero edge as 0.00."
+    return f"{v:+.2f}" if abs(v) >= 0.005 or v == 0 else f"{v:+.3f}"
 
 
 def fmt_p(p):
@@ -165,11 +170,10 @@ def fmt_boot(r):
     return fmt_ci(r['boot_diff'], r['boot_lo'], r['boot_hi'], r['boot_significant'])
 
 # %% ../nbs/14_report.ipynb #b4628413
-def _main_cells(r, best, markdown):
-    "One row of the main table; the best error in bold, or marked (best)."
+def _main_cells(r):
+    """One row of the main table. No row is marked best: the lowest mean is a ranking,
+    which only both intervals could support (notebook 07)."""
     e = fmt_error(r['error_mean'], r['error_std'])
-    if r['error_mean'] == best:
-        e = f"**{e}**" if markdown else f"{e} (best)"
     tests = [fmt_vs_ref(r), fmt_boot(r), fmt_p(r['mcnemar_p'])]
     return [r['method'], str(r['seeds']), e, *tests] + [
         f"{r[k]:.3f}" for k in METRICS
@@ -180,10 +184,9 @@ def main_table(rows, markdown=False):
     "The summary rows as the main job's table."
     if not rows:
         return '(no finished runs)'
-    best = min(r['error_mean'] for r in rows)
     ref = rows[0]['ref'].upper() if rows[0]['ref'] == 'erm' else rows[0]['ref']
     head = [h.format(ref=ref) for h in MAIN_HEAD]
-    body = [_main_cells(r, best, markdown) for r in rows]
+    body = [_main_cells(r) for r in rows]
     return format_grid(head, body, markdown)
 
 # %% ../nbs/14_report.ipynb #7a7d4b95

@@ -67,21 +67,12 @@ def paper_value(paper, table, model, dataset, method, paper_model=None):
     return paper.get((table, pm, dataset, method)) or paper.get((fallback, pm, dataset, method))
 
 # %% ../nbs/library/64_tables.ipynb #76862de9
-def _column_bests(cell, methods, columns):
-    "The lowest mean error in each column (None for an empty one)."
-    best = {}
-    for model, ds, _ in columns:
-        means = [cell[model, ds, m]['error_mean'] for m in methods if (model, ds, m) in cell]
-        best[model, ds] = min(means) if means else None
-    return best
-
-
-def _column_cells(r, pp, best, markdown, images):
-    "One method's cells in one column: ours, the paper's, the difference, the tests."
+def _column_cells(r, pp, images):
+    """One method's cells in one column: ours, the paper's, the difference, the tests.
+    Unlike the paper's tables, nothing is bold: a lowest mean is a ranking, which only
+    both intervals could support (notebook 07)."""
     ours = r['error_mean'] if r else None
-    is_best = ours is not None and ours == best
-    e = fmt_error(ours, r and r['error_std'], r and r['seeds'], is_best and markdown)
-    cells = [e + (' (best)' if is_best and not markdown else '')]
+    cells = [fmt_error(ours, r and r['error_std'], r and r['seeds'])]
     cells.append(fmt_error(*pp) if pp else '—')
     cells.append(f"{ours - pp[0]:+.2f}" if (r and pp) else '—')
     cells.append(fmt_vs_ref(r) if r else '—')
@@ -100,14 +91,13 @@ def paper_table(rows, methods, columns, table='table1', paper_model=None, markdo
     head = ['method']
     for _, _, label in columns:
         head += [label, 'paper', 'Δ', 'by seed (95% CI)', *extra]
-    best = _column_bests(cell, methods, columns)
     body = []
     for m in methods:
         cells = [NAMES.get(m, m)]
         for model, ds, _ in columns:
             pp = paper_value(paper, table, model, ds, m, paper_model)
             r = cell.get((model, ds, m))
-            cells += _column_cells(r, pp, best[model, ds], markdown, images)
+            cells += _column_cells(r, pp, images)
         body.append(cells)
     return format_grid(head, body, markdown)
 

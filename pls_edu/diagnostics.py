@@ -19,7 +19,7 @@ from .temperature import fixed_temperature_curve
 
 # %% auto #0
 __all__ = ['clean_subset_loader', 'clean_scores', 'recalibrate_bn', 'holdout_temperature', 'fixed_temperature', 'final_record',
-           'soft_target_profile']
+           'CleanTrain', 'HoldoutTemperature', 'soft_target_profile']
 
 # %% ../nbs/library/51_diagnostics.ipynb #3a059b26
 def clean_subset_loader(data, n, batch_size, device='cpu', channels_last=False):
@@ -113,6 +113,39 @@ def final_record(history, bn=None, ts_fixed=None, ts_mode=None):
         out['T'] = history[-1].get('temperature')
         out['T_fixed_grid'] = ts_fixed['T_grid'] if ts_fixed else None
     return out
+
+# %% ../nbs/library/51_diagnostics.ipynb #dd44fbe5
+class CleanTrain:
+    "A callback: the clean subset's error and loss at every scored epoch, and BatchNorm recalibrated after the fit."
+
+    order = 1
+
+    def setup(self, t):
+        c = t.cfg
+        t.clean_dl = clean_subset_loader(t.data, c.clean_train, c.eval_batch_size, t.device, c.channels_last)
+
+    def after_epoch(self, t):
+        if t.scored():
+            with t.autocast():
+                t.history[-1].update(clean_scores(t.model, t.clean_dl))
+
+    def after_fit(self, t):
+        fixed = recalibrate_bn(t.model, t.clean_dl)
+        with t.autocast():
+            t.bn_logits = predict(fixed, t.eval_dls['test'])[0]
+
+
+class HoldoutTemperature:
+    "A callback: a temperature fitted on the holdout at every scored epoch; after the fit, the last one for all."
+
+    order = 2
+
+    def after_epoch(self, t):
+        if t.scored():
+            t.history[-1].update(holdout_temperature(t.logits, t.labels, *t.predict_split('holdout')))
+
+    def after_fit(self, t):
+        t.ts_fixed = fixed_temperature(t.history)
 
 # %% ../nbs/library/51_diagnostics.ipynb #1d7207b1
 @torch.no_grad()

@@ -121,7 +121,8 @@ def fmt_ci(diff, lo, hi, significant):
 
 
 def _edge(v):
-    "An interval's edge: two decimals, three where two would print a nonzero edge as 0.00."
+    """An interval's edge: two decimals, three where two would print a nonzero
+    edge as 0.00."""
     return f"{v:+.2f}" if abs(v) >= 0.005 or v == 0 else f"{v:+.3f}"
 
 
@@ -171,8 +172,8 @@ def fmt_boot(r):
 
 # %% ../nbs/14_report.ipynb #b4628413
 def _main_cells(r):
-    """One row of the main table. No row is marked best: the lowest mean is a ranking,
-    which only both intervals could support (notebook 07)."""
+    """One row of the main table. No row is marked best: the lowest mean is a
+    ranking, which only both intervals could support (notebook 07)."""
     e = fmt_error(r['error_mean'], r['error_std'])
     tests = [fmt_vs_ref(r), fmt_boot(r), fmt_p(r['mcnemar_p'])]
     return [r['method'], str(r['seeds']), e, *tests] + [

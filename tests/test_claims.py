@@ -9,7 +9,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 
-CLAIM = re.compile(r'\b(best|rank(?:s|ed|ing)?|lower|higher|significant(?:ly)?|beats?|outperforms?|better|worse)\b', re.I)
+CLAIM = re.compile(
+    r'\b(best|rank(?:s|ed|ing)?|lower|higher|significant(?:ly)?|beats?|outperforms?|better|worse)\b', re.I
+)
 METHOD = re.compile(r'\b(ERM|PLS|Mixup|ULS|mixup|pls|erm|uls-0\.\d|mixup-uls-0\.\d|Mixup-ULS[\d.]*)\b')
 INTERVAL = re.compile(r'\[[-+]?\d*\.?\d+, [-+]?\d*\.?\d+\]')
 # a sentence may name a ranking word next to a method when it says how the rule reads it, or is not about results
@@ -52,7 +54,9 @@ def sentences(text):
 def unsupported(text):
     "The sentences of `text` that rank a method without an interval or a reading of the rule."
     return [
-        s for s in sentences(text) if CLAIM.search(s) and METHOD.search(s) and not INTERVAL.search(s) and not OK.search(s)
+        s
+        for s in sentences(text)
+        if CLAIM.search(s) and METHOD.search(s) and not INTERVAL.search(s) and not OK.search(s)
     ]
 
 

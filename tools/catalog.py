@@ -76,6 +76,11 @@ COURSE = [
     ('72_cli', 'library', 'the command line pls-sweep: check, plan, run, slurm, status, aggregate'),
     ('73_traincli', 'library', 'the command line pls-train: one run, every config field an option'),
     ('74_course', 'library', 'this course: executed outputs, the freshness check, the site, the architecture'),
+    (
+        '75_trainparts',
+        'library',
+        "the trainer's parts: loaders, autocast, the NaN guard, stops and pauses, exact resumption",
+    ),
 ]
 # the lessons: shaped as lessons, with exercises, worked solutions and code that fits the site's width
 LESSONS = [n for n, t, _ in COURSE if t == 'method'] + ['14_report']
@@ -118,6 +123,7 @@ MODULE_ORDER = [
     'traincli',
     'regime',
     'curve',
+    'trainparts',
 ]
 
 

@@ -32,7 +32,11 @@ def test_default_callbacks_follow_the_config():
     names = lambda cfg: sorted(type(cb).__name__ for cb in default_callbacks(cfg))
     assert names(TrainConfig()) == ['Progress', 'Scores', 'StopOnRequest']
     assert names(TrainConfig(holdout=0.2, clean_train=100)) == [
-        'CleanTrain', 'HoldoutTemperature', 'Progress', 'Scores', 'StopOnRequest'
+        'CleanTrain',
+        'HoldoutTemperature',
+        'Progress',
+        'Scores',
+        'StopOnRequest',
     ]
 
 

@@ -1,19 +1,30 @@
-"""Every exercise check in the solutions fails on a plausible wrong answer, and passes the right one.
+"""Every exercise of lessons 00-16 has a check in its solutions, and every check fails on a plausible wrong answer and
+passes the right one.
 
-The checks are the `def check_...` cells of the solution notebooks; each test runs a notebook's import cell and its
-check cells, then feeds each check the mistake a student is likely to make."""
+The checks are the `def check_N(...)` cells of the solution notebooks (N: the exercise's number); each test runs a
+notebook's import cell and its check cells, then feeds each check the mistake a student is likely to make. A test
+registers the checks it covers with `@covers`, and the first test requires one covered check per exercise."""
 
 import math
 import os
 import re
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import nbformat
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
-SOLUTIONS = Path(__file__).resolve().parent.parent / 'nbs' / 'solutions'
+import pls_edu.methods
+from pls_edu.train import TrainConfig, train
+
+NBS = Path(__file__).resolve().parent.parent / 'nbs'
+SOLUTIONS = NBS / 'solutions'
+# the lessons whose every exercise has a check here (17_curve and 18_capstone are covered elsewhere)
+LESSONS = [p.stem for p in sorted(NBS.glob('[0-9][0-9]_*.ipynb')) if int(p.stem[:2]) <= 16]
 
 
 def _code(name):
@@ -37,50 +48,159 @@ def checks(name):
     return ns
 
 
-COVERED = {
-    '00_data': ['check_1'],
-    '02_midpoints': ['check_2'],
-    '03_head': ['check_1'],
-    '06_loaders': ['check_3'],
-    '07_metrics': ['check_1'],
-    '09_train': ['check_2', 'check_3', 'check_4'],
-    '10_conservative': ['check_2'],
-    '11_calibration': ['check_2', 'check_3'],
-    '13_explore': ['check_1', 'check_3'],
-    '15_mnist': ['check_1', 'check_2', 'check_3'],
-    '16_regime': ['check_1', 'check_2', 'check_3'],
-}
+def exercises(name):
+    "The numbers of the items of lesson `name`'s `## Exercises` list."
+    nb = nbformat.read(NBS / f'{name}.ipynb', 4)
+    md = [c.source for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith('## Exercises')]
+    assert len(md) == 1, (name, len(md))
+    return [int(n) for n in re.findall(r'^(\d+)\. ', md[0], re.M)]
+
+
+COVERED = {}
+
+
+def covers(name, *names):
+    "Register the decorated test as the one that feeds checks `names` of solution notebook `name` a wrong answer."
+
+    def register(test):
+        COVERED.setdefault(name, []).extend(names)
+        return test
+
+    return register
 
 
 def test_every_check_in_the_solutions_has_a_wrong_answer_test():
     found = {}
     for p in sorted(SOLUTIONS.glob('*_solutions.ipynb')):
-        names = [
-            m for src in _code(p.stem.removesuffix('_solutions')) for m in re.findall(r'^def (check_\d+)\(', src, re.M)
-        ]
+        name = p.stem.removesuffix('_solutions')
+        names = [m for src in _code(name) for m in re.findall(r'^def (check_\d+)\(', src, re.M)]
         if names:
-            found[p.stem.removesuffix('_solutions')] = names
-    assert found == COVERED
+            found[name] = sorted(names)
+    assert found == {k: sorted(v) for k, v in COVERED.items()}
 
 
 def test_each_check_is_called_by_its_answer():
     for name, names in COVERED.items():
         calls = '\n'.join(src for src in _code(name) if not re.search(r'^def check_', src, re.M))
         for c in names:
-            assert re.search(rf'^{c}\(', calls, re.M), (name, c)
+            assert re.search(rf'^\s*{c}\(', calls, re.M), (name, c)
 
 
+def fails(check, *args):
+    "`check(*args)` raises an AssertionError: the wrong answer is caught."
+    with pytest.raises(AssertionError):
+        check(*args)
+
+
+# 00 data
+
+
+@covers('00_data', 'check_1')
 def test_00_class_counts():
     ns = checks('00_data')
     d = ns['load_digits_data']()
     per_class = torch.bincount(torch.cat([d.y_train, d.y_test])).tolist()
     ns['check_1']([round(n / 4) for n in per_class], d)
-    with pytest.raises(AssertionError):
-        ns['check_1']([45] * 10, d)  # "450 over 10 classes"
-    with pytest.raises(AssertionError):
-        ns['check_1']([n // 4 for n in per_class], d)  # a quarter, rounded down
+    fails(ns['check_1'], [45] * 10, d)  # "450 over 10 classes"
+    fails(ns['check_1'], [n // 4 for n in per_class], d)  # a quarter, rounded down
 
 
+@covers('00_data', 'check_2')
+def test_00_hypergeometric_sd_and_random_splits():
+    ns = checks('00_data')
+    N, K, n = 1797, 180, 450
+    sd = math.sqrt(n * K / N * (1 - K / N) * (N - n) / (N - 1))
+    labels = np.r_[np.zeros(K), np.ones(N - K)]
+    rng = np.random.default_rng(0)
+    counts = [int((labels[rng.permutation(N)[:n]] == 0).sum()) for _ in range(2000)]
+    ns['check_2'](sd, counts)
+    fails(ns['check_2'], math.sqrt(n * K / N * (1 - K / N)), counts)  # binomial: no finite-population correction
+    stratified = [int((labels[ns['stratified_split'](labels, n / N, s)[1]] == 0).sum()) for s in range(2000)]
+    fails(ns['check_2'], sd, stratified)  # simulated with stratification: the count never moves
+    fails(ns['check_2'], sd, counts[:200])  # too few splits
+
+
+@covers('00_data', 'check_3')
+def test_00_class_shares_of_each_split():
+    ns = checks('00_data')
+
+    def shares(data, splits=('train', 'test'), norm=True):
+        out = {}
+        for key, s in zip(('train', 'test'), splits):
+            y = data.split(s)[1]
+            c = torch.bincount(y, minlength=data.num_classes).double()
+            out[key] = (c / len(y) if norm else c).numpy()
+        return out
+
+    ns['check_3'](shares)
+    fails(ns['check_3'], lambda d: shares(d, ('train', 'train')))  # the train split read twice: a gap of 0
+    fails(ns['check_3'], lambda d: shares(d, norm=False))  # counts, not shares
+
+    def pooled(d):  # the whole set's shares for both splits
+        y = torch.cat([d.y_train, d.y_test])
+        s = (torch.bincount(y, minlength=d.num_classes).double() / len(y)).numpy()
+        return {'train': s, 'test': s}
+
+    fails(ns['check_3'], pooled)
+
+
+# 01 smoothing
+
+
+@covers('01_smoothing', 'check_1')
+def test_01_linearity_checked_on_any_distributions():
+    ns = checks('01_smoothing')
+    g = torch.Generator().manual_seed(0)
+    q, r = (torch.softmax(torch.randn(16, 10, generator=g, dtype=torch.float64), 1) for _ in range(2))
+    ns['check_1'](q, r)
+    onehot = F.one_hot(torch.arange(16) % 10, 10).double()
+    fails(ns['check_1'], onehot, torch.full((16, 10), 0.1, dtype=torch.float64))  # only eq. 4 -> 5, labels and u
+    fails(ns['check_1'], q.float(), r.float())  # float32
+
+
+@covers('01_smoothing', 'check_2')
+def test_01_smallest_uls_loss():
+    ns = checks('01_smoothing')
+    q = ns['uls_targets'](torch.tensor([3]), 10, 0.1).double()[0]
+    entropy = float(-(q * q.log()).sum())
+    ns['check_2'](entropy, q)
+    onehot = F.one_hot(torch.tensor(3), 10).double()
+    fails(ns['check_2'], 0.0, onehot)  # "the loss reaches 0 at the label"
+    fails(ns['check_2'], entropy, onehot)  # the right value, at the wrong prediction
+    fails(ns['check_2'], -math.log(0.91), q)  # the gold class's term alone
+    fails(ns['check_2'], entropy / math.log(2), q)  # in bits
+
+
+@covers('01_smoothing', 'check_3')
+def test_01_gradient_wrt_logits():
+    ns = checks('01_smoothing')
+    ns['check_3'](lambda z, q: torch.softmax(z, 1) - q)
+    fails(ns['check_3'], lambda z, q: q - torch.softmax(z, 1))  # the sign
+    fails(ns['check_3'], lambda z, q: torch.softmax(z, 0) - q)  # softmax over the batch
+    fails(ns['check_3'], lambda z, q: (torch.softmax(z, 1) - q) / len(z))  # the mean's gradient
+
+
+# 02 midpoints
+
+
+@covers('02_midpoints', 'check_1')
+def test_02_self_pairs_of_randperm():
+    ns = checks('02_midpoints')
+    g = torch.Generator().manual_seed(0)
+    sizes = (2, 16, 256)
+
+    def mean_fixed(perm, n):
+        return float(np.mean([int((perm(n) == torch.arange(n)).sum()) for _ in range(2000)]))
+
+    sim = {n: mean_fixed(lambda m: torch.randperm(m, generator=g), n) for n in sizes}
+    ns['check_1']({n: 1.0 for n in sizes}, sim, 2000)
+    fails(ns['check_1'], {n: 1 / n for n in sizes}, {n: v / n for n, v in sim.items()}, 2000)  # the share
+    fails(ns['check_1'], {n: n / 2 for n in sizes}, sim, 2000)  # half the batch
+    cyclic = {n: mean_fixed(lambda m: ns['derangement'](m, g), n) for n in sizes}
+    fails(ns['check_1'], {n: 1.0 for n in sizes}, cyclic, 2000)  # simulated with our derangement
+
+
+@covers('02_midpoints', 'check_2')
 def test_02_two_cycles_and_uniform_derangements():
     ns = checks('02_midpoints')
 
@@ -95,31 +215,160 @@ def test_02_two_cycles_and_uniform_derangements():
                 return p
 
     ns['check_2'](two_cycles, uniform)
-    with pytest.raises(AssertionError):  # each pair counted from both ends
-        ns['check_2'](lambda p: int(((p[p] == torch.arange(len(p))) & (p != torch.arange(len(p)))).sum()), uniform)
-    with pytest.raises(AssertionError):  # fixed points counted as 2-cycles
-        ns['check_2'](lambda p: int((p[p] == torch.arange(len(p))).sum()) // 2, uniform)
-    with pytest.raises(AssertionError):  # our cyclic derangement is not uniform
-        ns['check_2'](two_cycles, ns['derangement'])
-    with pytest.raises(AssertionError):  # randperm pairs samples with themselves
-        ns['check_2'](two_cycles, lambda n, generator=None: torch.randperm(n, generator=generator))
+    # each pair counted from both ends
+    fails(ns['check_2'], lambda p: int(((p[p] == torch.arange(len(p))) & (p != torch.arange(len(p)))).sum()), uniform)
+    # fixed points counted as 2-cycles
+    fails(ns['check_2'], lambda p: int((p[p] == torch.arange(len(p))).sum()) // 2, uniform)
+    fails(ns['check_2'], two_cycles, ns['derangement'])  # our cyclic derangement is not uniform
+    # randperm pairs samples with themselves
+    fails(ns['check_2'], two_cycles, lambda n, generator=None: torch.randperm(n, generator=generator))
 
 
+@covers('02_midpoints', 'check_3')
+def test_02_moments_of_the_gold_mass():
+    ns = checks('02_midpoints')
+    rng = np.random.default_rng(0)
+    lam = np.array([ns['sample_lambda'](1.0, rng) for _ in range(20000)])
+    right = {'mixup': (0.5, 1 / 12), 'midpoint': (0.5, 0.0)}
+    ns['check_3'](right, lam)
+    fails(ns['check_3'], {**right, 'mixup': (0.5, 1 / 4)}, lam)  # the variance of a coin
+    fails(ns['check_3'], {**right, 'mixup': (0.5, math.sqrt(1 / 12))}, lam)  # the sd, not the variance
+    fails(ns['check_3'], {**right, 'midpoint': (0.5, 1 / 12)}, lam)  # a midpoint's mass does not move
+    fails(ns['check_3'], right, rng.beta(0.2, 0.2, 20000))  # simulated with another alpha
+
+
+# 03 head
+
+
+@covers('03_head', 'check_1')
 def test_03_midpoint_bound_is_the_tight_one():
     ns = checks('03_head')
     cap = ns['smoothing_cap'](100)
     ns['check_1'](0.25 + cap / 2)
     for wrong in (0.5 + cap / 2, 0.25, 0.3, 0.25 + cap):
-        with pytest.raises(AssertionError):
-            ns['check_1'](wrong)
+        fails(ns['check_1'], wrong)
 
 
+@covers('03_head', 'check_2')
+def test_03_floor_of_the_gold_target():
+    ns = checks('03_head')
+    floor = 0.5 + 0.5 / (1 + 9 * math.e)
+    ns['check_2'](floor)
+    for wrong in (0.5, 0.5 + 0.5 / 10, 0.5 + 0.5 * ns['smoothing_cap'](10)):  # u_y = 0; u uniform; the ceiling
+        fails(ns['check_2'], wrong)
+
+
+@covers('03_head', 'check_3')
+def test_03_training_without_labels():
+    ns = checks('03_head')
+    alone = lambda q, u: ns['pls_targets'](q, u, w=1.0)
+    ns['check_3'](90, alone)
+    fails(ns['check_3'], 10, alone)  # the accuracy of chance, given as the error
+    fails(ns['check_3'], 90, lambda q, u: ns['pls_targets'](q, u))  # w left at 0.5: the labels still enter
+
+
+# 04 methods
+
+
+@covers('04_methods', 'check_1')
+def test_04_midpoint_steps_counted_across_epochs():
+    ns = checks('04_methods')
+    ns['check_1']({'pls': [8, 9, 8], 'pls-no-original': [17, 17, 17]})
+    fails(ns['check_1'], {'pls': [8, 8, 8], 'pls-no-original': [17, 17, 17]})  # the count restarted each epoch
+    fails(ns['check_1'], {'pls': [9, 8, 9], 'pls-no-original': [17, 17, 17]})  # even steps as midpoints
+    fails(ns['check_1'], {'pls': [8, 9, 8], 'pls-no-original': [0, 0, 0]})  # "no original" read as "no midpoint"
+
+
+@covers('04_methods', 'check_2')
+def test_04_derivative_of_ud_a():
+    ns = checks('04_methods')
+
+    def H(q, p):
+        return float(-(q * p.log()).sum())
+
+    uniform = lambda p: torch.full_like(p, 1 / p.shape[1])
+    ns['check_2'](lambda p, q: H(uniform(p), p) - H(q, p))
+    fails(ns['check_2'], lambda p, q: H(q, p) - H(uniform(p), p))  # the sign
+    fails(ns['check_2'], lambda p, q: H(uniform(p), p))  # the smoothing term alone
+
+
+@covers('04_methods', 'check_3')
+def test_04_mixup_uls_target():
+    ns = checks('04_methods')
+
+    def target(gold3, gold5, other):
+        t = torch.full((10,), other)
+        t[3], t[5] = gold3, gold5
+        return t
+
+    ns['check_3'](target(0.64, 0.28, 0.01))
+    fails(ns['check_3'], target(0.63, 0.27, 0.01))  # a/K left off the gold classes
+    fails(ns['check_3'], target(0.28, 0.64, 0.01))  # lambda on the 5
+    fails(ns['check_3'], target(0.7, 0.3, 0.0))  # Mixup without the smoothing
+
+
+# 05 models
+
+
+@covers('05_models', 'check_1')
+def test_05_parameter_counts():
+    ns = checks('05_models')
+    body = 9 * 1 * 16 + 9 * 16 * 32 + 9 * 32 * 64 + 2 * (16 + 32 + 64)
+    right = {n: (body + m * 10 + 10, body + 2 * (m * 10 + 10)) for n, m in (('small-cnn', 64), ('small-cnn-g3', 576))}
+    ns['check_1'](right)
+    bias = 16 + 32 + 64  # convolutions with a bias
+    fails(ns['check_1'], {n: (a + bias, b + bias) for n, (a, b) in right.items()})
+    stats = 2 * (16 + 32 + 64)  # BatchNorm's running mean and variance, which are buffers
+    fails(ns['check_1'], {n: (a + stats, b + stats) for n, (a, b) in right.items()})
+    fails(ns['check_1'], {n: (a, a + 10 * 10 + 10) for n, (a, b) in right.items()})  # a head from the logits
+
+
+@covers('05_models', 'check_2')
+def test_05_receptive_field():
+    ns = checks('05_models')
+    ns['check_2'](18)
+    fails(ns['check_2'], 7)  # three 3x3 convolutions, the pools forgotten
+    fails(ns['check_2'], 28)  # the whole image
+
+
+@covers('05_models', 'check_3')
+def test_05_plain_shortcut():
+    ns = checks('05_models')
+    PreAct = ns['PreActBlock']
+
+    class Plain(PreAct):
+        def forward(self, x):
+            out = F.relu(self.bn1(x))
+            return self.conv2(F.relu(self.bn2(self.conv1(out)))) + x
+
+    class NoShortcut(PreAct):
+        def forward(self, x):
+            return self.conv2(F.relu(self.bn2(self.conv1(F.relu(self.bn1(x))))))
+
+    class ExtraNorm(Plain):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.bn_short = torch.nn.BatchNorm2d(a[0])
+
+    ns['check_3'](Plain)
+    fails(ns['check_3'], PreAct)  # the library's block, unchanged
+    fails(ns['check_3'], NoShortcut)  # no shortcut at all
+    fails(ns['check_3'], ExtraNorm)  # more parameters
+
+
+# 06 (before its checks were completed)
+
+
+@covers('06_loaders', 'check_3')
 def test_06_pil_conversions():
     ns = checks('06_loaders')
     ns['check_3']({'device': 0, 'baseline': 4000}, 4000)
     for wrong in ({'device': 0, 'baseline': 4000 // 64 + 1}, {'device': 4000, 'baseline': 4000}):
         with pytest.raises(AssertionError):
             ns['check_3'](wrong, 4000)
+
+
+# 07 (before its checks were completed)
 
 
 def _ece_equal_mass(probs, labels, n_bins=15):
@@ -130,6 +379,7 @@ def _ece_equal_mass(probs, labels, n_bins=15):
     return total
 
 
+@covers('07_metrics', 'check_1')
 def test_07_equal_mass_ece():
     ns = checks('07_metrics')
     ns['check_1'](_ece_equal_mass)
@@ -139,6 +389,10 @@ def test_07_equal_mass_ece():
         ns['check_1'](lambda p, y: _ece_equal_mass(p, y, n_bins=10))
 
 
+# 09 (before its checks were completed)
+
+
+@covers('09_train', 'check_2')
 def test_09_best_epoch_images():
     ns = checks('09_train')
     history = [{'error': e} for e in (5.0, 2.0, 0.89, 1.33, 1.78)]
@@ -148,6 +402,7 @@ def test_09_best_epoch_images():
             ns['check_2'](wrong, history, 450)
 
 
+@covers('09_train', 'check_3')
 def test_09_pairing_verdict():
     ns = checks('09_train')
     err = {'derangement': [1.56, 2.0], 'randperm': [1.78, 2.0]}
@@ -171,6 +426,7 @@ def test_09_pairing_verdict():
             ns['check_3'](far, gap_far, sd_far, wrong)
 
 
+@covers('09_train', 'check_4')
 def test_09_midpoint_steps_counted():
     ns = checks('09_train')
     ns['check_4']({'strict': (340, 680), 'random': (331, 680)})
@@ -183,6 +439,10 @@ def test_09_midpoint_steps_counted():
             ns['check_4'](wrong)
 
 
+# 10 (before its checks were completed)
+
+
+@covers('10_conservative', 'check_2')
 def test_10_bound_and_mean_target_of_pls_w03():
     ns = checks('10_conservative')
     t = ns['train'](ns['TrainConfig'](method='pls-w0.3', epochs=1), ns['d'], progress=False)
@@ -198,6 +458,9 @@ def test_10_bound_and_mean_target_of_pls_w03():
         ns['check_2'](0.7 + 0.3 * cap, 0.5 + 0.5 * u_gold, t)
 
 
+# 11 (before its checks were completed)
+
+
 def _logits(sharp, n=3000, seed=0):
     "Logits whose labels are drawn from softmax(sharp * z): the NLL's best temperature is near 1/sharp."
     g = torch.Generator().manual_seed(seed)
@@ -205,6 +468,7 @@ def _logits(sharp, n=3000, seed=0):
     return z, torch.multinomial((sharp * z).softmax(1), 1, generator=g).squeeze(1)
 
 
+@covers('11_calibration', 'check_2')
 def test_11_temperatures_by_nll_and_by_ece():
     ns = checks('11_calibration')
     z, y = _logits(2.0)
@@ -218,6 +482,7 @@ def test_11_temperatures_by_nll_and_by_ece():
         ns['check_2'](1.0, by_ece, z, y)
 
 
+@covers('11_calibration', 'check_3')
 def test_11_each_temperature_fits_its_own_holdout():
     ns = checks('11_calibration')
     holdout = {m: _logits(s, seed=i) for i, (m, s) in enumerate((('erm', 1.0), ('uls-0.1', 2.0), ('pls', 4.0)))}
@@ -229,6 +494,10 @@ def test_11_each_temperature_fits_its_own_holdout():
         ns['check_3']({**temps, 'erm': temps['pls']}, {**holdout, 'erm': holdout['pls']})
 
 
+# 13 (before its checks were completed)
+
+
+@covers('13_explore', 'check_1', 'check_3')
 def test_14_uls_weight_and_test_ece_temperature():
     ns = checks('13_explore')
     u, K = ns['default_u'](), 10
@@ -250,10 +519,11 @@ def test_14_uls_weight_and_test_ece_temperature():
         ns['check_3'](best, best * 1.1, test, holdout)
 
 
-# the exercises on the evidence: committed summaries, checked against what the library makes of them
+# 15 mnist and 16 regime: exercises on the evidence, committed summaries checked against what the library makes of them
 
 
-def test_32_row_mcnemar_and_interval_by_hand():
+@covers('15_mnist', 'check_1', 'check_2', 'check_3')
+def test_15_row_mcnemar_and_interval_by_hand():
     ns = checks('15_mnist')
     errs = np.array(list(ns['final_errors'](ns['raw'], 'pls').values()))
     ns['check_1'](errs.mean(), errs.std(ddof=1))
@@ -284,7 +554,8 @@ def test_32_row_mcnemar_and_interval_by_hand():
         ns['check_3'](d.mean() - unpaired, d.mean() + unpaired)
 
 
-def test_34_seeds_needed_bn_and_a_reading():
+@covers('16_regime', 'check_1', 'check_2', 'check_3')
+def test_16_seeds_needed_bn_and_a_reading():
     ns = checks('16_regime')
     stats = ns['stats']
     g = ns['difference'](ns['data'], 'mixup', 'erm')

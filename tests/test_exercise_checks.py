@@ -356,7 +356,37 @@ def test_05_plain_shortcut():
     fails(ns['check_3'], ExtraNorm)  # more parameters
 
 
-# 06 (before its checks were completed)
+# 06 loaders
+
+
+@covers('06_loaders', 'check_1')
+def test_06_batches_per_epoch(digits):
+    ns = checks('06_loaders')
+    ns['check_1'](lambda n, b: n // b + (n % b > 1), digits)
+    fails(ns['check_1'], lambda n, b: math.ceil(n / b), digits)  # a last batch of one image kept
+    fails(ns['check_1'], lambda n, b: n // b, digits)  # the remainder dropped
+
+
+@covers('06_loaders', 'check_2')
+def test_06_three_shuffled_epochs(digits):
+    ns = checks('06_loaders')
+    DeviceLoader = ns['DeviceLoader']
+
+    def orders(loaders):
+        out = []
+        for dl in loaders:
+            for _ in dl:
+                pass
+            out.append(dl.order.clone())
+        return out
+
+    dl = DeviceLoader(digits, batch_size=100, generator=torch.Generator().manual_seed(0))
+    n = len(digits.x_train)
+    ns['check_2'](orders([dl] * 3), n)
+    fresh = [DeviceLoader(digits, batch_size=100, generator=torch.Generator().manual_seed(0)) for _ in range(3)]
+    fails(ns['check_2'], orders(fresh), n)  # three loaders with one seed: one order
+    g = torch.Generator().manual_seed(0)
+    fails(ns['check_2'], [torch.randint(0, n, (n,), generator=g) for _ in range(3)], n)  # drawn with replacement
 
 
 @covers('06_loaders', 'check_3')
@@ -364,11 +394,10 @@ def test_06_pil_conversions():
     ns = checks('06_loaders')
     ns['check_3']({'device': 0, 'baseline': 4000}, 4000)
     for wrong in ({'device': 0, 'baseline': 4000 // 64 + 1}, {'device': 4000, 'baseline': 4000}):
-        with pytest.raises(AssertionError):
-            ns['check_3'](wrong, 4000)
+        fails(ns['check_3'], wrong, 4000)
 
 
-# 07 (before its checks were completed)
+# 07 metrics
 
 
 def _ece_equal_mass(probs, labels, n_bins=15):
@@ -383,13 +412,110 @@ def _ece_equal_mass(probs, labels, n_bins=15):
 def test_07_equal_mass_ece():
     ns = checks('07_metrics')
     ns['check_1'](_ece_equal_mass)
-    with pytest.raises(AssertionError):  # the equal-width ECE under another name
-        ns['check_1'](ns['ece'])
-    with pytest.raises(AssertionError):  # ten bins, not fifteen
-        ns['check_1'](lambda p, y: _ece_equal_mass(p, y, n_bins=10))
+    fails(ns['check_1'], ns['ece'])  # the equal-width ECE under another name
+    fails(ns['check_1'], lambda p, y: _ece_equal_mass(p, y, n_bins=10))  # ten bins, not fifteen
 
 
-# 09 (before its checks were completed)
+@covers('07_metrics', 'check_2')
+def test_07_ece_with_one_bin():
+    ns = checks('07_metrics')
+
+    def gap(p, y):
+        conf, pred = p.double().max(1)
+        return (pred == y).double() - conf
+
+    ns['check_2'](lambda p, y: abs(float(gap(p, y).mean())))
+    fails(ns['check_2'], lambda p, y: float(gap(p, y).mean()))  # signed: negative when over-confident
+    fails(ns['check_2'], lambda p, y: float(gap(p, y).abs().mean()))  # a bin per prediction
+
+
+@covers('07_metrics', 'check_3')
+def test_07_interval_of_three_seeds():
+    ns = checks('07_metrics')
+    d = np.array([0.22, 0.0, -0.22])
+    half = ns['t'].ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
+    ns['check_3'](-half, half, True)
+    z = 1.96 * d.std(ddof=1) / math.sqrt(3)
+    fails(ns['check_3'], -z, z, True)  # 1.96 instead of Student's t
+    pop = ns['t'].ppf(0.975, 2) * d.std() / math.sqrt(3)
+    fails(ns['check_3'], -pop, pop, True)  # the population sd
+    fails(ns['check_3'], -half, half, False)  # the reading
+
+
+@covers('07_metrics', 'check_4')
+def test_07_mcnemar_by_hand():
+    ns = checks('07_metrics')
+    from scipy.stats import binomtest
+
+    p = {'shared': binomtest(10, 30, 0.5).pvalue, 'apart': binomtest(50, 110, 0.5).pvalue}
+    ns['check_4'](p, {'shared': False, 'apart': False})
+    one_sided = {'shared': binomtest(10, 30, 0.5, alternative='less').pvalue}
+    one_sided['apart'] = binomtest(50, 110, 0.5, alternative='less').pvalue
+    assert one_sided['shared'] < 0.05 < p['shared']
+    fails(ns['check_4'], one_sided, {k: v < 0.05 for k, v in one_sided.items()})  # a one-sided p
+    every_mistake = {'shared': p['apart'], 'apart': p['apart']}  # 60 against 50, the shared mistakes counted
+    fails(ns['check_4'], every_mistake, {'shared': False, 'apart': False})
+    fails(ns['check_4'], p, {'shared': True, 'apart': False})  # the reading
+
+
+# 08 temperature
+
+
+@covers('08_temperature', 'check_1')
+def test_08_limits_of_the_winning_softmax():
+    ns = checks('08_temperature')
+    ns['check_1'](1.0, 0.1)
+    fails(ns['check_1'], 1.0, 0.0)  # "every probability goes to 0"
+    fails(ns['check_1'], 0.1, 1.0)  # the two limits swapped
+
+
+def _logits(sharp, n=3000, seed=0):
+    "Logits whose labels are drawn from softmax(sharp * z): the NLL's best temperature is near 1/sharp."
+    g = torch.Generator().manual_seed(seed)
+    z = 2 * torch.randn(n, 10, generator=g)
+    return z, torch.multinomial((sharp * z).softmax(1), 1, generator=g).squeeze(1)
+
+
+@covers('08_temperature', 'check_2')
+def test_08_temperatures_of_an_under_confident_model():
+    ns = checks('08_temperature')
+    z, y = _logits(3.0)  # logits a third of what the labels follow: the right T is 1/3
+    by_nll = ns['fit_temperature_lbfgs'](z, y)['T']
+    by_ece = ns['fit_temperature_grid'](z, y, objective='ece')['T']
+    assert abs(by_nll - by_ece) > 0.005
+    ns['check_2'](by_nll, by_ece, z, y)
+    fails(ns['check_2'], 3.0, by_ece, z, y)  # the factor the logits were divided by, not its inverse
+    fails(ns['check_2'], by_ece, by_nll, z, y)  # the two swapped
+
+
+@covers('08_temperature', 'check_3')
+def test_08_a_holdout_with_no_best_temperature():
+    ns = checks('08_temperature')
+    temps = np.logspace(1, -2, 30)
+    nll = lambda z, y: [F.cross_entropy(z / T, y).item() for T in temps]
+    sep = torch.eye(10, dtype=torch.float64).repeat(5, 1) * 5
+    labels = torch.arange(10).repeat(5)
+    ns['check_3'](sep, labels, temps, nll(sep, labels))
+    wrong = labels.clone()
+    wrong[0] = 1  # one prediction wrong: the NLL now has a minimum
+    fails(ns['check_3'], sep, wrong, temps, nll(sep, wrong))
+    tied = sep.clone()
+    tied[:, 0] = 5.0  # a logit tied with the label's: the NLL stops at log 2
+    tied[torch.arange(0, 50, 10), 1] = 5.0
+    fails(ns['check_3'], tied, labels, temps, nll(tied, labels))
+    fails(ns['check_3'], sep, labels, temps[::-1], nll(sep, labels))  # temperatures rising, NLLs of others
+
+
+# 09 train: short runs on digits (1 epoch) stand for the exercises' 20-epoch ones
+
+
+@covers('09_train', 'check_1')
+def test_09_learning_rate_drops():
+    ns = checks('09_train')
+    ns['check_1']({'reference': [], 'step': [10, 15]})
+    fails(ns['check_1'], {'reference': [100, 150], 'step': [10, 15]})  # the paper's epochs, past the run's end
+    fails(ns['check_1'], {'reference': [10, 15], 'step': [10, 15]})  # the reference schedule scaled too
+    fails(ns['check_1'], {'reference': [], 'step': [11, 16]})  # the first epoch at the lower rate, counted from 1
 
 
 @covers('09_train', 'check_2')
@@ -398,48 +524,120 @@ def test_09_best_epoch_images():
     history = [{'error': e} for e in (5.0, 2.0, 0.89, 1.33, 1.78)]
     ns['check_2'](4, history, 450)
     for wrong in (0, 14, -4):  # nothing; from the first epoch; the wrong sign
-        with pytest.raises(AssertionError):
-            ns['check_2'](wrong, history, 450)
+        fails(ns['check_2'], wrong, history, 450)
+
+
+def _pls(digits, **kw):
+    return train(TrainConfig(method='pls', epochs=1, **kw), digits, progress=False)
+
+
+def _fake(error, seed, pairing, n=450):
+    "A finished run as check_3 reads it: its config, last error, test logits and labels."
+    g = torch.Generator().manual_seed(1000 * seed + len(pairing))
+    cfg = SimpleNamespace(seed=seed, pairing=pairing)
+    return SimpleNamespace(cfg=cfg, history=[{'error': error}], logits=torch.randn(n, 10, generator=g), labels=[0] * n)
+
+
+def _pairing_answer(runs):
+    "What the worked solution computes from `runs`: the gap and one sd in test images, and the verdict."
+    mean = {p: np.mean([t.history[-1]['error'] for t in ts]) for p, ts in runs.items()}
+    n = len(runs['derangement'][0].labels)
+    gap = abs(mean['derangement'] - mean['randperm']) * n / 100
+    e = (mean['derangement'] + mean['randperm']) / 200
+    sd = math.sqrt(e * (1 - e) * n)
+    verdict = 'within noise' if gap <= 2 * sd else min(mean, key=mean.get) + ' lower over test images only'
+    return gap, sd, verdict
 
 
 @covers('09_train', 'check_3')
-def test_09_pairing_verdict():
+def test_09_pairing_runs_and_verdict(digits):
     ns = checks('09_train')
-    err = {'derangement': [1.56, 2.0], 'randperm': [1.78, 2.0]}
-    gap = 0.11 * 4.5
-    e = (1.78 + 1.89) / 200
-    sd = math.sqrt(e * (1 - e) * 450)
-    ns['check_3'](err, gap, sd, 'within noise')
-    with pytest.raises(AssertionError):  # a gap below the noise ranked
-        ns['check_3'](err, gap, sd, 'derangement lower over test images only')
-    with pytest.raises(AssertionError):  # points, not images
-        ns['check_3'](err, 0.11, sd, 'within noise')
-    with pytest.raises(AssertionError):  # the sd in points
-        ns['check_3'](err, gap, 100 * math.sqrt(e * (1 - e) / 450), 'within noise')
-    far = {'derangement': [1.0, 1.2], 'randperm': [4.0, 4.4]}
-    gap_far = 3.1 * 4.5
-    e_far = 2.65 / 100
-    sd_far = math.sqrt(e_far * (1 - e_far) * 450)
-    ns['check_3'](far, gap_far, sd_far, 'derangement lower over test images only')
+    runs = {p: [_pls(digits, pairing=p, seed=s) for s in (0, 1)] for p in ('derangement', 'randperm')}
+    ns['check_3'](runs, *_pairing_answer(runs))
+    # pairing not passed: the 'randperm' runs are the default's, identical, and their gap of 0 is "within noise"
+    forgot = {'derangement': runs['derangement'], 'randperm': [_pls(digits, seed=s) for s in (0, 1)]}
+    fails(ns['check_3'], forgot, *_pairing_answer(forgot))
+    one_seed = {p: [ts[0], ts[0]] for p, ts in runs.items()}  # seed 0 twice
+    fails(ns['check_3'], one_seed, *_pairing_answer(one_seed))
+    # the rule, on made-up errors: near and far
+    near = {
+        p: [_fake(e, s, p) for s, e in enumerate(v)]
+        for p, v in {'derangement': [1.56, 2.0], 'randperm': [1.78, 2.0]}.items()
+    }
+    gap, sd, verdict = _pairing_answer(near)
+    assert verdict == 'within noise'
+    ns['check_3'](near, gap, sd, verdict)
+    fails(ns['check_3'], near, gap, sd, 'derangement lower over test images only')  # a gap below the noise ranked
+    fails(ns['check_3'], near, gap / 4.5, sd, verdict)  # points, not images
+    fails(ns['check_3'], near, gap, sd / 450 * 100, verdict)  # the sd in points
+    far = {
+        p: [_fake(e, s, p) for s, e in enumerate(v)]
+        for p, v in {'derangement': [1.0, 1.2], 'randperm': [4.0, 4.4]}.items()
+    }
+    gap, sd, verdict = _pairing_answer(far)
+    assert verdict == 'derangement lower over test images only'
+    ns['check_3'](far, gap, sd, verdict)
     for wrong in ('within noise', 'derangement lower'):  # the gap missed; a finding claimed on one interval
-        with pytest.raises(AssertionError):
-            ns['check_3'](far, gap_far, sd_far, wrong)
+        fails(ns['check_3'], far, gap, sd, wrong)
+
+
+def _spied(digits, alternation=None):
+    "Two 1-epoch PLS runs (seeds 0, 1) with `alternation` (None: not passed), and their midpoint steps and steps."
+    kw = {} if alternation is None else {'alternation': alternation}
+    with mock.patch.object(pls_edu.methods, 'midpoint', wraps=pls_edu.methods.midpoint) as calls:
+        runs = [_pls(digits, seed=s, **kw) for s in (0, 1)]
+    return runs, (calls.call_count, sum(t.step for t in runs))
 
 
 @covers('09_train', 'check_4')
-def test_09_midpoint_steps_counted():
+def test_09_alternation_runs_and_midpoint_steps(digits):
     ns = checks('09_train')
-    ns['check_4']({'strict': (340, 680), 'random': (331, 680)})
-    for wrong in (
-        {'strict': (680, 680), 'random': (331, 680)},  # every step counted as a midpoint
-        {'strict': (340, 680), 'random': (400, 680)},  # not a fair coin
-        {'strict': (17, 40), 'random': (331, 680)},  # steps per epoch against epochs
-    ):
-        with pytest.raises(AssertionError):
-            ns['check_4'](wrong)
+    (strict, s_share), (coin, c_share) = _spied(digits, 'strict'), _spied(digits, 'random')
+    ns['check_4']({'strict': s_share, 'random': c_share}, {'strict': strict, 'random': coin})
+    # alternation not passed: the 'random' runs are strict ones, exactly half their steps midpoints, within the coin's sd
+    forgot, f_share = _spied(digits)
+    fails(ns['check_4'], {'strict': s_share, 'random': f_share}, {'strict': strict, 'random': forgot})
+    every = {'strict': (s_share[1], s_share[1]), 'random': c_share}  # every step counted as a midpoint
+    fails(ns['check_4'], every, {'strict': strict, 'random': coin})
+    # both runs' midpoint steps against one run's steps
+    per_run = {'strict': (s_share[0], strict[0].step), 'random': c_share}
+    fails(ns['check_4'], per_run, {'strict': strict, 'random': coin})
 
 
-# 10 (before its checks were completed)
+@covers('09_train', 'check_5')
+def test_09_precision_runs(digits):
+    ns = checks('09_train')
+    runs = {p: _pls(digits, precision=p) for p in ('fp32', 'bf16')}
+    gaps = lambda rs: {
+        k: abs(rs['fp32'].history[-1][k] - rs['bf16'].history[-1][k]) for k in ('error', 'winning_softmax')
+    }
+    ns['check_5'](gaps(runs), runs)
+    forgot = {'fp32': runs['fp32'], 'bf16': _pls(digits)}  # precision not passed: fp32 on a CPU, a gap of 0
+    fails(ns['check_5'], gaps(forgot), forgot)
+    fails(ns['check_5'], {k: v * 4.5 for k, v in gaps(runs).items()}, runs)  # in test images, not points
+    seeded = {'fp32': runs['fp32'], 'bf16': _pls(digits, precision='bf16', seed=1)}  # a second difference
+    fails(ns['check_5'], gaps(seeded), seeded)
+
+
+# 10 conservative: 5-epoch runs, enough for ERM and PLS to predict near their targets
+
+
+@pytest.fixture(scope='module')
+def fitted(digits):
+    return {m: train(TrainConfig(method=m, epochs=5), digits, progress=False) for m in ('erm', 'pls')}
+
+
+@covers('10_conservative', 'check_1')
+def test_10_winning_softmax_near_each_target(fitted):
+    ns = checks('10_conservative')
+    winning = {m: ns['mean_winning'](t)[0] for m, t in fitted.items()}
+    ns['check_1'](1.0, winning, fitted)
+    fails(ns['check_1'], 0.5 + 0.5 * ns['smoothing_cap'](10), winning, fitted)  # PLS's bound expected of ERM too
+    on_test = {m: t.history[-1]['winning_softmax'] for m, t in fitted.items()}
+    fails(ns['check_1'], 1.0, on_test, fitted)  # measured on the test images
+    untrained = {**fitted, 'erm': train(TrainConfig(method='erm', epochs=1, lr=1e-4), ns['d'], progress=False)}
+    w = {m: ns['mean_winning'](t)[0] for m, t in untrained.items()}
+    fails(ns['check_1'], 1.0, w, untrained)  # a model that has not fitted: far from its target
 
 
 @covers('10_conservative', 'check_2')
@@ -452,20 +650,29 @@ def test_10_bound_and_mean_target_of_pls_w03():
     u_gold = float(u[torch.arange(len(y)), y].mean())
     cap = ns['smoothing_cap'](10)
     ns['check_2'](0.7 + 0.3 * cap, 0.7 + 0.3 * u_gold, t)
-    with pytest.raises(AssertionError):  # the bound of w = 0.5
-        ns['check_2'](0.5 + 0.5 * cap, 0.7 + 0.3 * u_gold, t)
-    with pytest.raises(AssertionError):  # the target of w = 0.5
-        ns['check_2'](0.7 + 0.3 * cap, 0.5 + 0.5 * u_gold, t)
+    fails(ns['check_2'], 0.5 + 0.5 * cap, 0.7 + 0.3 * u_gold, t)  # the bound of w = 0.5
+    fails(ns['check_2'], 0.7 + 0.3 * cap, 0.5 + 0.5 * u_gold, t)  # the target of w = 0.5
+
+
+@covers('10_conservative', 'check_3')
+def test_10_coefficient_started_at_uls_03():
+    ns = checks('10_conservative')
+    torch.manual_seed(0)
+    model = ns['build_model']('small-cnn', 1, 10, head_out=1)
+    with torch.no_grad():
+        model.smoother.linear.weight.zero_()
+        model.smoother.linear.bias.fill_(math.log(0.3 / 0.7))
+    t = ns['Trainer'](TrainConfig(method='pls-coeff', epochs=5), ns['d'], progress=False, model=model)
+    x, _ = t.data.tensors('train')
+    c = lambda: float(t.model.eval().forward_smooth(x)[1].mean().detach())
+    c0 = c()
+    t.fit()
+    ns['check_3'](c0, c(), t)
+    fails(ns['check_3'], 1 / (1 + math.exp(-0.3)), c(), t)  # the bias set to 0.3, not to logit(0.3)
+    fails(ns['check_3'], c0, c0, t)  # "it stays where it started"
 
 
 # 11 (before its checks were completed)
-
-
-def _logits(sharp, n=3000, seed=0):
-    "Logits whose labels are drawn from softmax(sharp * z): the NLL's best temperature is near 1/sharp."
-    g = torch.Generator().manual_seed(seed)
-    z = 2 * torch.randn(n, 10, generator=g)
-    return z, torch.multinomial((sharp * z).softmax(1), 1, generator=g).squeeze(1)
 
 
 @covers('11_calibration', 'check_2')

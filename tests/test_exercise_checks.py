@@ -43,7 +43,7 @@ def checks(name):
     finally:
         os.chdir(here)
     for src in cells[1:]:
-        if src.startswith('def ') and re.search(r'^def check_\d+\(', src, re.M):
+        if re.match(r'def check_\d+\(', src):
             exec(src, ns)
     return ns
 
@@ -76,7 +76,15 @@ def test_every_check_in_the_solutions_has_a_wrong_answer_test():
         names = [m for src in _code(name) for m in re.findall(r'^def (check_\d+)\(', src, re.M)]
         if names:
             found[name] = sorted(names)
+        for src in _code(name):  # a check has a cell of its own, which `checks` runs
+            if re.search(r'^def check_\d+\(', src, re.M):
+                assert re.match(r'def check_\d+\(', src), (name, src[:60])
     assert found == {k: sorted(v) for k, v in COVERED.items()}
+    assert len(LESSONS) == 17, LESSONS
+    for name in LESSONS:  # one check per exercise, numbered as the exercises are
+        numbers = exercises(name)
+        assert numbers == list(range(1, len(numbers) + 1)), (name, numbers)
+        assert sorted(COVERED.get(name, [])) == sorted(f'check_{n}' for n in numbers), name
 
 
 def test_each_check_is_called_by_its_answer():
@@ -672,7 +680,16 @@ def test_10_coefficient_started_at_uls_03():
     fails(ns['check_3'], c0, c0, t)  # "it stays where it started"
 
 
-# 11 (before its checks were completed)
+# 11 calibration
+
+
+@covers('11_calibration', 'check_1')
+def test_11_where_the_two_ece_curves_meet(digits):
+    ns = checks('11_calibration')
+    t = train(TrainConfig(method='pls', holdout=0.2, epochs=3), digits, progress=False)
+    ns['check_1'](3, t)
+    fails(ns['check_1'], 1, t)  # the first epoch
+    fails(ns['check_1'], 2, t)  # the last epoch's index, counted from 0
 
 
 @covers('11_calibration', 'check_2')
@@ -683,47 +700,135 @@ def test_11_temperatures_by_nll_and_by_ece():
     by_ece = ns['fit_temperature_grid'](z, y, objective='ece')['T']
     assert abs(by_nll - by_ece) > 0.005
     ns['check_2'](by_nll, by_ece, z, y)
-    with pytest.raises(AssertionError):  # the two swapped
-        ns['check_2'](by_ece, by_nll, z, y)
-    with pytest.raises(AssertionError):  # no temperature at all
-        ns['check_2'](1.0, by_ece, z, y)
+    fails(ns['check_2'], by_ece, by_nll, z, y)  # the two swapped
+    fails(ns['check_2'], 1.0, by_ece, z, y)  # no temperature at all
 
 
 @covers('11_calibration', 'check_3')
-def test_11_each_temperature_fits_its_own_holdout():
+def test_11_predicted_order_of_the_temperatures():
     ns = checks('11_calibration')
-    holdout = {m: _logits(s, seed=i) for i, (m, s) in enumerate((('erm', 1.0), ('uls-0.1', 2.0), ('pls', 4.0)))}
+    sharp = {'erm': 1.0, 'uls-0.1': 2.0, 'mixup': 2.0, 'pls': 4.0}  # T near 1/sharp
+    holdout = {m: _logits(s, seed=i) for i, (m, s) in enumerate(sharp.items())}
     temps = {m: ns['fit_temperature_lbfgs'](*holdout[m])['T'] for m in holdout}
-    ns['check_3'](temps, holdout)
-    with pytest.raises(AssertionError):  # fitted on one method, used for all
-        ns['check_3']({m: temps['erm'] for m in holdout}, holdout)
-    with pytest.raises(AssertionError):  # ERM not the largest
-        ns['check_3']({**temps, 'erm': temps['pls']}, {**holdout, 'erm': holdout['pls']})
+    se = {m: ns['log_t_se'](*holdout[m], temps[m]) for m in temps}
+    assert abs(math.log(temps['mixup'] / temps['uls-0.1'])) < 2 * math.hypot(se['mixup'], se['uls-0.1'])
+    ns['check_3'](['pls', 'mixup', 'uls-0.1', 'erm'], temps, holdout)
+    ns['check_3'](['pls', 'uls-0.1', 'mixup', 'erm'], temps, holdout)  # within their noise: either order
+    fails(ns['check_3'], ['erm', 'uls-0.1', 'mixup', 'pls'], temps, holdout)  # the softest target given the largest T
+    fails(ns['check_3'], ['pls', 'erm', 'mixup', 'uls-0.1'], temps, holdout)  # ERM not the largest
+    fails(ns['check_3'], ['pls', 'mixup', 'erm'], temps, holdout)  # a method left out
+    one_t = {m: temps['erm'] for m in holdout}  # fitted on one method, used for all
+    fails(ns['check_3'], ['pls', 'mixup', 'uls-0.1', 'erm'], one_t, holdout)
 
 
-# 13 (before its checks were completed)
+# 12 ood
 
 
-@covers('13_explore', 'check_1', 'check_3')
-def test_14_uls_weight_and_test_ece_temperature():
+@covers('12_ood', 'check_1')
+def test_12_auroc_of_no_and_of_perfect_information():
+    ns = checks('12_ood')
+    ns['check_1'](0.5, 1.0)
+    fails(ns['check_1'], 0.0, 1.0)  # "no information, no area"
+    fails(ns['check_1'], 0.5, 0.0)  # the foreign images taken as the positives
+
+
+@covers('12_ood', 'check_2')
+def test_12_fpr_at_80_tpr_by_hand():
+    ns = checks('12_ood')
+    ns['check_2'](1 / 3)
+    inside, outside = np.array([0.95, 0.9, 0.85, 0.8, 0.3]), np.array([0.9, 0.5, 0.2])
+    fails(ns['check_2'], float((outside >= np.quantile(inside, 0.8)).mean()))  # the 80th percentile as threshold
+    fails(ns['check_2'], 2 / 3)  # threshold at the lowest score
+    fails(ns['check_2'], 0.2)  # 1 - TPR
+
+
+@covers('12_ood', 'check_3')
+def test_12_logits_whose_auroc_a_temperature_changes():
+    ns = checks('12_ood')
+    z_in = torch.tensor([[0.5, 0.0] + [-10.0] * 8])
+    z_out = torch.tensor([[2.0] + [0.0] * 9])
+    ns['check_3'](z_in, z_out, (1.0, 0.3))
+    shape = torch.tensor([[2.0] + [0.0] * 9])
+    fails(ns['check_3'], shape, shape / 2, (1.0, 0.3))  # one shape, scaled: a temperature keeps their order
+    fails(ns['check_3'], shape, shape / 2, (1.0, 1e-4))  # a tie of two scores rounded to 1
+
+
+# 13 explore
+
+
+@covers('13_explore', 'check_1')
+def test_13_uls_weight():
     ns = checks('13_explore')
     u, K = ns['default_u'](), 10
     q = (ns['one_hot'](torch.tensor([3]), K) + ns['one_hot'](torch.tensor([7]), K)) / 2
     gold = float(ns['pls_targets'](q, u[None], 0.5)[0, 3])
     ns['check_1']((1 - gold) * K / (K - 1))
     for wrong in (1 - gold, gold):  # eq. 1 without its a/K term; the gold mass itself
-        with pytest.raises(AssertionError):
-            ns['check_1'](wrong)
+        fails(ns['check_1'], wrong)
+
+
+@covers('13_explore', 'check_2')
+def test_13_same_label_pair():
+    ns = checks('13_explore')
+    d = ns['digits']
+    y = d.y_train
+    j = int((y == y[0]).nonzero()[1])
+    other = int((y != y[0]).nonzero()[0])
+    one = ns['one_hot'](y[[0]], 10)[0]
+    ns['check_2'](0, j, one, d)
+    fails(ns['check_2'], 0, 0, one, d)  # one image twice
+    fails(ns['check_2'], 0, other, one, d)  # two labels
+    fails(ns['check_2'], 0, j, one / 2, d)  # "a midpoint halves the label"
+
+
+@covers('13_explore', 'check_3')
+def test_13_test_ece_temperature():
+    ns = checks('13_explore')
     test, holdout = _logits(3.0, seed=1), _logits(3.0, seed=2)
     grid = 10 ** np.arange(-2, 1.3 + 1e-9, 0.02)
     eces = [ns['ece']((test[0].double() / T).softmax(1), test[1]) for T in grid]
     best = grid[int(np.argmin(eces))]
     T_hold = ns['fit_temperature'](*holdout)['T']
     ns['check_3'](best, T_hold, test, holdout)
-    with pytest.raises(AssertionError):  # the holdout's temperature given as the test ECE's best
-        ns['check_3'](T_hold, T_hold, test, holdout)
-    with pytest.raises(AssertionError):  # the test ECE's best given as the holdout's fit
-        ns['check_3'](best, best * 1.1, test, holdout)
+    fails(ns['check_3'], T_hold, T_hold, test, holdout)  # the holdout's temperature given as the test ECE's best
+    fails(ns['check_3'], best, best * 1.1, test, holdout)  # the test ECE's best given as the holdout's fit
+
+
+# 14 report
+
+
+@covers('14_report', 'check_1')
+def test_14_binomial_standard_error():
+    ns = checks('14_report')
+    ns['check_1'](lambda e, n: 100 * math.sqrt(e * (1 - e) / n))
+    fails(ns['check_1'], lambda e, n: 100 * math.sqrt(e / n))  # the (1 - e) left out: 1% off at 2%, 20% at 30%
+    fails(ns['check_1'], lambda e, n: math.sqrt(e * (1 - e) * n))  # in images
+    fails(ns['check_1'], lambda e, n: math.sqrt(e * (1 - e) / n))  # a fraction, not points
+
+
+@covers('14_report', 'check_2')
+def test_14_paired_ci_against_scipy():
+    ns = checks('14_report')
+    stats = ns['stats']
+    rng = np.random.default_rng(1)
+    a = rng.normal(2.0, 0.3, 5)
+    b = a + rng.normal(-0.2, 0.2, 5)
+    ns['check_2'](tuple(stats.ttest_rel(a, b).confidence_interval(0.95)), a, b)
+    fails(ns['check_2'], tuple(stats.ttest_ind(a, b).confidence_interval(0.95)), a, b)  # not paired
+    fails(ns['check_2'], tuple(stats.ttest_rel(b, a).confidence_interval(0.95)), a, b)  # b - a
+
+
+@covers('14_report', 'check_3')
+def test_14_seeds_for_a_narrow_interval():
+    ns = checks('14_report')
+    stats = ns['stats']
+    ns['check_3'](12)
+    z = next(n for n in range(2, 100) if 1.96 * 0.3 / math.sqrt(n) < 0.2)
+    assert z != 12
+    fails(ns['check_3'], z)  # 1.96 instead of Student's t
+    df_n = next(n for n in range(2, 100) if stats.t.ppf(0.975, n) * 0.3 / math.sqrt(n) < 0.2)
+    assert df_n != 12
+    fails(ns['check_3'], df_n)  # n degrees of freedom, not n - 1
 
 
 # 15 mnist and 16 regime: exercises on the evidence, committed summaries checked against what the library makes of them

@@ -74,7 +74,7 @@ def test_every_check_in_the_solutions_has_a_wrong_answer_test():
     for p in sorted(SOLUTIONS.glob('*_solutions.ipynb')):
         name = p.stem.removesuffix('_solutions')
         names = [m for src in _code(name) for m in re.findall(r'^def (check_\d+)\(', src, re.M)]
-        if names:
+        if names and name in LESSONS:  # 17_curve's and 18_capstone's are tested in test_curve.py, test_capstone.py
             found[name] = sorted(names)
         for src in _code(name):  # a check has a cell of its own, which `checks` runs
             if re.search(r'^def check_\d+\(', src, re.M):

@@ -532,3 +532,22 @@ def test_every_notebook_seeds_before_it_draws_random_numbers():
     paths = sorted(NBS.glob('*.ipynb')) + sorted((NBS / 'solutions').glob('*.ipynb'))
     bad = {p.name: d for p in paths if (d := first_unseeded_draw([c.source for c in code_cells(p)]))}
     assert not bad, bad
+
+
+def test_library_tools_are_introduced_with_a_link():
+    "A course notebook that imports a library module links to the library notebook that documents it."
+    lib = {}
+    for p in sorted((NBS / 'library').glob('*.ipynb')):
+        m = re.search(r'default_exp (\w+)', p.read_text())
+        if m:
+            lib[m.group(1)] = p.stem
+    bad = []
+    for p in sorted(NBS.glob('[0-9][0-9]_*.ipynb')):
+        nb = nbformat.read(p, 4)
+        md = '\n'.join(c.source for c in nb.cells if c.cell_type == 'markdown')
+        code = '\n'.join(c.source for c in nb.cells if c.cell_type == 'code')
+        used = set(re.findall(r'(?:from|import) pls_edu\.(\w+)', code)) | set(
+            re.findall(r'from pls_edu import (\w+)', code)
+        )
+        bad += [(p.stem, m) for m in sorted(used & set(lib)) if f'(library/{lib[m]}.ipynb)' not in md]
+    assert not bad, bad

@@ -4,16 +4,21 @@
 
 # %% ../nbs/09_train.ipynb #b2844d1b
 from __future__ import annotations
-import dataclasses, math, threading, time
-from dataclasses import dataclass, asdict
+import math, threading, time
+from dataclasses import asdict
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .config import RECIPES, SCHEDULES, LOADERS, PRECISIONS, ALTERNATIONS
-from .config import TS_MODES, TrainConfig, make_schedule, make_sgd, patch
-from .config import CPU_REPRO_ENV, use_compile_cache, is_scored
+from .config import make_schedule, make_sgd, patch
+from .config import use_compile_cache, is_scored
+
+# moved to config (notebook 50): `X as X` keeps them importable from here
+from .config import TrainConfig as TrainConfig, RECIPES as RECIPES
+from .config import SCHEDULES as SCHEDULES, LOADERS as LOADERS
+from .config import PRECISIONS as PRECISIONS, ALTERNATIONS as ALTERNATIONS
+from .config import TS_MODES as TS_MODES, CPU_REPRO_ENV as CPU_REPRO_ENV
 from .data import with_holdout, with_train_subset
 from .diagnostics import clean_scores, clean_subset_loader, recalibrate_bn
 from .diagnostics import fixed_temperature, holdout_temperature, final_record
@@ -30,7 +35,7 @@ class Trainer:
     """State and loop of one training run of `cfg` on `data` (an `ImageData`);
     `model` overrides the one `cfg` names."""
 
-    def __init__(self, cfg, data, progress=True, model=None):
+    def __init__(self, cfg, data, *, progress=True, model=None):
         self.cfg = c = cfg.resolved().check_device()
         self.progress = progress
         self.method = get_method(c.method)
@@ -67,7 +72,7 @@ def new_model(self: Trainer, model=None):
     c, data, k = self.cfg, self.data, self.data.num_classes
     if model is None:
         head = self.method.head_out(k)
-        model = build_model(c.model, data.channels, k, head, c.detach_head)
+        model = build_model(c.model, data.channels, k, head, detach=c.detach_head)
     check_compatible(model, data)
     model.to(self.device)
     if c.channels_last:
@@ -93,9 +98,8 @@ def train_loader(self: Trainer):
             f"{data.name} ({n} images)"
         )
     g = torch.Generator().manual_seed(c.seed)
-    return baseline_loader(
-        data, 'train', c.batch_size, c.augment, num_workers=c.workers, generator=g
-    )
+    kw = dict(augment=c.augment, num_workers=c.workers, generator=g)
+    return baseline_loader(data, 'train', c.batch_size, **kw)
 
 # %% ../nbs/09_train.ipynb #5f2e50df
 @patch
@@ -336,9 +340,9 @@ def fit(self: Trainer, on_epoch=None):
     return self.history
 
 # %% ../nbs/09_train.ipynb #db2b7484
-def train(cfg, data, progress=True, on_epoch=None):
+def train(cfg, data, *, progress=True, on_epoch=None):
     "Train `cfg` (a `TrainConfig`) on `data`; returns the finished `Trainer`."
-    t = Trainer(cfg, data, progress)
+    t = Trainer(cfg, data, progress=progress)
     t.fit(on_epoch)
     return t
 
@@ -393,8 +397,8 @@ def final_metrics(self: Trainer):
 def clean_loader(self: Trainer):
     "The fixed stratified subset of `cfg.clean_train` training images, clean."
     c = self.cfg
-    n, b = c.clean_train, c.eval_batch_size
-    return clean_subset_loader(self.data, n, b, self.device, c.channels_last)
+    kw = dict(device=self.device, channels_last=c.channels_last)
+    return clean_subset_loader(self.data, c.clean_train, c.eval_batch_size, **kw)
 
 
 @patch

@@ -46,6 +46,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
         'nbdev_clean',
         'nbdev_export',
         'tools/fmt.py --check',
+        '-m ruff check',
         'pls-data mnist',
         'pip wheel',
         'venv/bin/pls-compare',

@@ -2,6 +2,7 @@
 
 import shlex
 from configparser import ConfigParser
+from pathlib import Path
 
 import setuptools
 
@@ -18,7 +19,7 @@ setuptools.setup(
     author_email=cfg['author_email'],
     url=cfg['git_url'],
     license='Apache-2.0',
-    long_description=open('README.md', encoding='utf-8').read(),
+    long_description=Path('README.md').read_text(encoding='utf-8'),
     long_description_content_type='text/markdown',
     packages=setuptools.find_packages(include=[cfg['lib_path'], cfg['lib_path'] + '.*']),
     include_package_data=True,

@@ -41,15 +41,13 @@ class PlainLoop:
 
     def train_epoch(self, max_steps=None):
         self.model.train()
-        n = 0
-        for idx in torch.randperm(len(self.x), generator=self.gen).split(self.batch_size):
+        for n, idx in enumerate(torch.randperm(len(self.x), generator=self.gen).split(self.batch_size)):
             if max_steps is not None and n >= max_steps:
                 break
             loss = F.cross_entropy(self.model(self.x[idx]), self.y[idx])
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            n += 1
         return float(loss.detach())
 
 # %% ../nbs/library/70_bench.ipynb #1ab50c9f
@@ -115,7 +113,7 @@ def bench_digits(rounds=40, device='cpu', threads=1):
 
 # %% ../nbs/library/70_bench.ipynb #baead075
 def resnet_trainers(
-    data, device, batch_size, workers, compile=False, arch='preact-resnet18', methods=('erm', 'pls'), baseline=None
+    data, device, batch_size, workers, *, compile=False, arch='preact-resnet18', methods=('erm', 'pls'), baseline=None
 ):
     "Trainers of `methods` on the fast path and on the DataLoader baseline (only one of them if `baseline` says so)."
     base = TrainConfig(dataset='synthetic', model=arch, epochs=1, batch_size=batch_size, device=device, recipe='paper')

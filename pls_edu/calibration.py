@@ -72,7 +72,7 @@ def plot_histograms(scores, bins=20, min_score=None, cols=3, size=(3.3, 2.4)):
         squeeze=False,
         sharex=True,
     )
-    for ax, (m, s) in zip(axs.flat, scores.items()):
+    for ax, (m, s) in zip(axs.flat, scores.items(), strict=False):
         if min_score is not None:
             s = s[s >= min_score]
         weights = np.full(len(s), 1 / max(len(s), 1))
@@ -252,7 +252,7 @@ def plot_soft_targets(profiles, ax=None, title=None):
         cols = ['tab:green'] * len(p['gold']) + ['tab:orange'] * len(p['others'])
         xs = np.arange(x0, x0 + len(vals))
         ax.bar(xs, vals, color=cols)
-        for xi, v in zip(xs, vals):
+        for xi, v in zip(xs, vals, strict=True):
             ax.text(xi, v + 0.01, f"{v:.2f}", ha='center', fontsize=6)
         ticks.append(xs.mean())
         labels.append(name)

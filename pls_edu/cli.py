@@ -95,7 +95,7 @@ def _add_run_options(p):
     p.add_argument('--skip-check', action='store_true', help='start without the pre-flight check (experts)')
 
 # %% ../nbs/library/72_cli.ipynb #d7b8b4e7
-def _options(a, out, progress=False):
+def _options(a, out, *, progress=False):
     return RunOptions(
         out=str(out),
         data_root=a.data_root,
@@ -290,7 +290,7 @@ def _check_or_exit(runs, out, data_root, devices, skip):
 def _run(a, runs, out):
     devices = default_devices(a.preset, PRESETS[a.preset]['kind'], runs, a.devices)
     _check_or_exit(runs, out, a.data_root, devices, a.skip_check)
-    s = run_sweep(runs, _options(a, out, not a.no_progress), devices)
+    s = run_sweep(runs, _options(a, out, progress=not a.no_progress), devices)
     print(format_summary(s))
     if s['stopped']:
         sys.exit(3 if 'signal' in s['stopped'] else 1)  # no tables: the folder may not even be writable

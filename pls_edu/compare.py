@@ -68,7 +68,7 @@ def _fig_confidence(out, by):
     cols = min(3, len(by))
     rows = math.ceil(len(by) / cols)
     fig, axs = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.1 * rows), squeeze=False)
-    for ax, (m, rs) in zip(axs.flat, by.items()):
+    for ax, (m, rs) in zip(axs.flat, by.items(), strict=False):
         z = torch.cat([r['test'][0] for r in rs]).double().softmax(1)
         plot_reliability(z, torch.cat([r['test'][1] for r in rs]), ax, m)
     for ax in axs.flat[len(by) :]:
@@ -139,7 +139,7 @@ def analyse(out, results, methods):
     out = Path(out)
     records = [predictions(out / r['id']) for r in results]
     cal = calibration_table(records)
-    for rec, c in zip(records, cal):
+    for rec, c in zip(records, cal, strict=True):
         rec['T'] = c['T']
     save_csv(out / 'calibration.csv', cal)
     cal_sum = calibration_summary(cal)
@@ -181,6 +181,7 @@ def compare(
     epochs=None,
     out=None,
     workers=None,
+    *,
     progress=True,
     holdout=0.2,
     analysis=True,

@@ -61,8 +61,8 @@ def step_milestones(epochs):
 
 # %% ../nbs/library/50_config.ipynb #75a53f18
 def patch(f):
-    """Make `f` a method of the class its first argument is annotated with (`def
-    f(self: Cls, ...)`), as fastcore does."""
+    """Make `f` a method of the class its first argument is annotated with
+    (`def f(self: Cls, ...)`), as fastcore does."""
     cls = next(iter(f.__annotations__.values()))
     cls = f.__globals__[cls] if isinstance(cls, str) else cls
     f.__qualname__ = f"{cls.__name__}.{f.__name__}"

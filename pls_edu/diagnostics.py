@@ -4,7 +4,7 @@
 
 # %% ../nbs/library/51_diagnostics.ipynb #876f33cf
 from __future__ import annotations
-import copy
+import contextlib, copy
 
 import numpy as np
 import torch
@@ -22,7 +22,7 @@ __all__ = ['clean_subset_loader', 'clean_scores', 'recalibrate_bn', 'holdout_tem
            'CleanTrain', 'HoldoutTemperature', 'soft_target_profile']
 
 # %% ../nbs/library/51_diagnostics.ipynb #3a059b26
-def clean_subset_loader(data, n, batch_size, device='cpu', channels_last=False):
+def clean_subset_loader(data, n, batch_size, device='cpu', *, channels_last=False):
     "A loader over a fixed stratified `n` of `data`'s training images, clean: no augmentation, no shuffle."
     n = min(n, len(data.y_train))
     clean = with_train_subset(data, n)
@@ -45,6 +45,18 @@ def _batchnorms(model):
     return [m for m in model.modules() if isinstance(m, kind)]
 
 # %% ../nbs/library/51_diagnostics.ipynb #d043d694
+def _input_reader(acc):
+    "A forward pre-hook that appends its layer's per-channel input sums to `acc`, then stops the pass."
+
+    def read(module, inputs):
+        x = inputs[0]
+        v = x.double().transpose(0, 1).reshape(x.shape[1], -1)
+        acc.append((v.sum(1), (v * v).sum(1), v.shape[1]))
+        raise _Reached
+
+    return read
+
+
 @torch.no_grad()
 def recalibrate_bn(model, loader):
     """A copy of `model` whose BatchNorm statistics are the exact per-channel mean
@@ -52,21 +64,12 @@ def recalibrate_bn(model, loader):
     model = copy.deepcopy(model).eval()
     for bn in _batchnorms(model):
         acc = []
-
-        def read(module, inputs):
-            x = inputs[0]
-            v = x.double().transpose(0, 1).reshape(x.shape[1], -1)
-            acc.append((v.sum(1), (v * v).sum(1), v.shape[1]))
-            raise _Reached
-
-        hook = bn.register_forward_pre_hook(read)
+        hook = bn.register_forward_pre_hook(_input_reader(acc))
         for x, _ in loader:
-            try:
+            with contextlib.suppress(_Reached):
                 model(x)
-            except _Reached:
-                pass
         hook.remove()
-        s, s2, n = (sum(a) for a in zip(*acc))
+        s, s2, n = (sum(a) for a in zip(*acc, strict=True))
         mean = s / n
         bn.running_mean.copy_(mean)
         bn.running_var.copy_((s2 - n * mean * mean) / (n - 1))
@@ -95,7 +98,7 @@ def fixed_temperature(history):
     if T is None:
         return None
     Tg, curve = fixed_temperature_curve(history, T)
-    for h, e in zip(history, curve):
+    for h, e in zip(history, curve, strict=True):
         h['ece_ts_fixed'] = e
     return {'T': T, 'T_grid': Tg}
 
@@ -122,7 +125,9 @@ class CleanTrain:
 
     def setup(self, t):
         c = t.cfg
-        t.clean_dl = clean_subset_loader(t.data, c.clean_train, c.eval_batch_size, t.device, c.channels_last)
+        t.clean_dl = clean_subset_loader(
+            t.data, c.clean_train, c.eval_batch_size, t.device, channels_last=c.channels_last
+        )
 
     def after_epoch(self, t):
         if t.scored():

@@ -33,16 +33,17 @@ def _targets(a, w, u, labels):
 
 # %% ../nbs/13_explore.ipynb #75ea632e
 def show_smoothing(a=0.1, w=0.5, u=None, labels=(3, 7)):
-    """Bars of the ULS-`a` target of label `labels[0]`, and the PLS target `(1-w) q +
-    w u` of a midpoint of `labels`."""
+    """Bars of the ULS-`a` target of label `labels[0]`, and the PLS target
+    `(1-w) q + w u` of a midpoint of `labels`."""
     import matplotlib.pyplot as plt
 
     u = default_u() if u is None else torch.as_tensor(u, dtype=torch.float32)
     K = len(u)
     uls, q, pls = _targets(a, w, u, labels)
-    gold = lambda golds: [
-        'tab:green' if k in golds else 'tab:orange' for k in range(K)
-    ]
+
+    def gold(golds):
+        return ['tab:green' if k in golds else 'tab:orange' for k in range(K)]
+
     fig, axs = plt.subplots(1, 2, figsize=(8, 2.6), sharey=True)
     axs[0].bar(range(K), uls.numpy(), color=gold(labels[:1]))
     axs[0].set_title(f"ULS-{a:g}: gold {float(uls[labels[0]]):.2f}", fontsize=9)
@@ -106,7 +107,7 @@ def show_pair(i, j, model, data, w=0.5):
     fig = plt.figure(figsize=(9, 2.4))
     gs = fig.add_gridspec(1, 4, width_ratios=[1, 1, 1, 3])
     titles = [f'x_i: label {int(y[i])}', f'x_j: label {int(y[j])}', 'midpoint']
-    _show_images(fig, gs, zip([x[i], x[j], xm[0]], titles))
+    _show_images(fig, gs, zip([x[i], x[j], xm[0]], titles, strict=True))
     ax = fig.add_subplot(gs[3])
     K = data.num_classes
     for off, v, lab in ((-0.27, qm[0], 'q'), (0, u, 'u'), (0.27, qp, "q'")):

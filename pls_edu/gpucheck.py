@@ -78,7 +78,7 @@ def _learned(h, seconds):
     }
 
 # %% ../nbs/library/71_gpucheck.ipynb #d32b592d
-def learn(device, fast=True, epochs=LEARN_EPOCHS, max_error=LEARN_MAX_ERROR, data=None, batch_size=None):
+def learn(device, *, fast=True, epochs=LEARN_EPOCHS, max_error=LEARN_MAX_ERROR, data=None, batch_size=None):
     """Train ERM and PLS on digits with PreAct ResNet-18 (`fast`: compiled, bf16, channels_last; else eager fp32) and
     check both learn (`batch_size`: the recipe's 128 unless given)."""
     data = data or load_digits_data()
@@ -127,6 +127,7 @@ def throughput(
     rounds=3,
     n_images=None,
     methods=('erm', 'pls'),
+    *,
     baseline=False,
     compile=False,
     workers=8,
@@ -186,7 +187,6 @@ def projection(timings):
         'cifar10_400_epochs_pls_hours': one,
         'tables_1_2_runs': both['runs'],
         'tables_1_2_gpu_hours': both['device_hours'],
-        'tables_1_2_hours_on_1_gpu': both['device_hours'],
         'tables_1_2_hours_on_8_gpus': both['wall_hours'],
         'timings_source': both['source'],
     }
@@ -217,8 +217,12 @@ def _learning(g, device, tiny):
     ep = 1 if tiny else LEARN_EPOCHS
     data = tiny_digits() if tiny else None
     bs = 64 if tiny else None  # two steps per epoch: PLS meets originals and midpoints
-    fast = g.part('learn_fast', 5 if tiny else 150, lambda: learn(device, True, ep, data=data, batch_size=bs))
-    g.part('learn_eager_fp32', 5 if tiny else 40, lambda: learn(device, False, ep, data=data, batch_size=bs))
+    fast = g.part(
+        'learn_fast', 5 if tiny else 150, lambda: learn(device, fast=True, epochs=ep, data=data, batch_size=bs)
+    )
+    g.part(
+        'learn_eager_fp32', 5 if tiny else 40, lambda: learn(device, fast=False, epochs=ep, data=data, batch_size=bs)
+    )
     if g.res.get('learn_fast') and g.res.get('learn_eager_fp32'):
         g.res['final_errors'] = {
             m: {
@@ -232,7 +236,10 @@ def _learning(g, device, tiny):
 # %% ../nbs/library/71_gpucheck.ipynb #103dd1a1
 def _timings(device, sz):
     "Seconds per image of each network at each of the paper's input shapes (ERM, the fast path)."
-    per = lambda arch, s: throughput(device, arch, s, methods=('erm',), **sz)['erm']['s_per_image']
+
+    def per(arch, s):
+        return throughput(device, arch, s, methods=('erm',), **sz)['erm']['s_per_image']
+
     return {arch: {shape_key(s): per(arch, s) for s in SHAPES} for arch in ('preact-resnet18', 'resnet50')}
 
 
@@ -269,7 +276,7 @@ def _verdict(res, tiny):
 
 # %% ../nbs/library/71_gpucheck.ipynb #90c314e8
 def gpu_check(
-    out='gpu_check.json', device='cuda', budget_s=480.0, timings_out='gpu_timings.json', tiny=False, log=None
+    out='gpu_check.json', device='cuda', budget_s=480.0, timings_out='gpu_timings.json', *, tiny=False, log=None
 ):
     "Run the GPU check into `out` (and the timings into `timings_out`); returns the results dict."
     g = GPUCheck(out, budget_s, log)
@@ -359,7 +366,7 @@ def main(argv=None):
     a = p.parse_args(argv)
     if a.device.startswith('cuda') and not torch.cuda.is_available():
         p.error('no CUDA device here; use --device cpu --tiny for a dry run')
-    r = gpu_check(a.out, a.device, a.budget_s, a.timings_out or None, a.tiny)
+    r = gpu_check(a.out, a.device, a.budget_s, a.timings_out or None, tiny=a.tiny)
     print(summary(r), flush=True)
     if not a.tiny and not (r.get('learn_fast') or {}).get('learns'):
         raise SystemExit(1)

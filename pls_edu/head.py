@@ -28,8 +28,8 @@ class SmoothingHead(nn.Module):
 
 # %% ../nbs/03_head.ipynb #f6cdc3a2
 def smoothing_cap(num_classes):
-    """The largest value any entry of `u = softmax(sigmoid(.))` can approach: `e / (e
-    + K - 1)`."""
+    """The largest value any entry of `u = softmax(sigmoid(.))` can approach:
+    `e / (e + K - 1)`."""
     return math.e / (math.e + num_classes - 1)
 
 # %% ../nbs/03_head.ipynb #c412bee7
@@ -37,7 +37,9 @@ class PLSNet(nn.Module):
     """Backbone -> features `S` -> classifier `W_l`, plus an optional smoothing head
     `W_t` (`head_out` = K, or 1 for a coefficient)."""
 
-    def __init__(self, backbone, n_feat, num_classes, head_out=None, detach=False):
+    def __init__(
+        self, backbone, n_feat, num_classes, head_out=None, *, detach=False
+    ):
         super().__init__()
         self.backbone, self.detach = backbone, detach
         self.classifier = nn.Linear(n_feat, num_classes)
@@ -56,8 +58,8 @@ class PLSNet(nn.Module):
 
 # %% ../nbs/03_head.ipynb #7eb27b7d
 def pls_targets(q, u, w=0.5):
-    """Eq. 13 with weight `w`: `(1 - w) q + w u` (one `lerp`); the paper's PLS is `w
-    = 0.5`."""
+    """Eq. 13 with weight `w`: `(1 - w) q + w u` (one `lerp`); the paper's PLS is
+    `w = 0.5`."""
     if not 0 <= w <= 1:
         raise ValueError(f"reweight factor must be in [0, 1], got {w}")
     if q.shape != u.shape:

@@ -28,7 +28,7 @@ class PILImages(Dataset):
         return (self.transform(img) if self.transform else img), int(self.y[i])
 
 # %% ../nbs/06_loaders.ipynb #55e95c25
-def baseline_transform(data, augment=True):
+def baseline_transform(data, *, augment=True):
     "The mixup-cifar10 transform for `data`: [crop, flip,] ToTensor, Normalize."
     from torchvision import transforms as T
 
@@ -44,6 +44,7 @@ def baseline_loader(
     data,
     split='train',
     batch_size=128,
+    *,
     augment=True,
     shuffle=True,
     num_workers=0,
@@ -52,7 +53,9 @@ def baseline_loader(
     """A torchvision-style `DataLoader` over `data` (the speed baseline; same
     batches, statistically, as `DeviceLoader`)."""
     x, y = data.split(split)
-    ds = PILImages(x, y, baseline_transform(data, augment and split == 'train'))
+    ds = PILImages(
+        x, y, baseline_transform(data, augment=augment and split == 'train')
+    )
     return DataLoader(
         ds,
         batch_size=batch_size,

@@ -63,8 +63,13 @@ PLS = {**MID, 'smooth': 'learned'}  # with weight 0.5: PLS itself
 
 def _family(prefix, weights, doc, **kw):
     "One method per weight a: `prefix`a, documented by `doc` with a and 1 - a."
-    same = lambda a: ' (same as pls)' if kw == PLS and a == 0.5 else ''
-    fill = lambda a: doc.format(a=a, b=1 - a) + same(a)
+
+    def same(a):
+        return ' (same as pls)' if kw == PLS and a == 0.5 else ''
+
+    def fill(a):
+        return doc.format(a=a, b=1 - a) + same(a)
+
     return [Method(f'{prefix}{a}', weight=a, doc=fill(a), **kw) for a in weights]
 
 

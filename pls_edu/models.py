@@ -125,7 +125,8 @@ class ResNet(nn.Module):
             conv3x3(in_channels, 64), nn.BatchNorm2d(64), nn.ReLU(inplace=True)
         )
         layers, cin = [], 64
-        for i, (planes, n) in enumerate(zip((64, 128, 256, 512), blocks)):
+        stages = zip((64, 128, 256, 512), blocks, strict=True)
+        for i, (planes, n) in enumerate(stages):
             for j in range(n):
                 layers.append(block(cin, planes, 2 if (i > 0 and j == 0) else 1))
                 cin = planes * block.expansion
@@ -154,13 +155,13 @@ MODELS = {
 }
 
 
-def build_model(name, in_channels, num_classes, head_out=None, detach=False):
+def build_model(name, in_channels, num_classes, head_out=None, *, detach=False):
     """A `PLSNet` around backbone `name` ('small-cnn', 'preact-resnet18' or
     'resnet50')."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {list(MODELS)}")
     body = MODELS[name](in_channels)
-    net = PLSNet(body, body.n_feat, num_classes, head_out, detach)
+    net = PLSNet(body, body.n_feat, num_classes, head_out, detach=detach)
     net.in_channels, net.arch = in_channels, name
     return net
 

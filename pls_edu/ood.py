@@ -149,11 +149,14 @@ def ood_table(records, source='patches'):
 def ood_summary(rows):
     """Per method (in first-seen order): the means of AUROC (raw and scaled), FPR@95
     and the winning softmax out."""
-    mean = lambda v: (
-        float(np.mean([x for x in v if x is not None]))
-        if any(x is not None for x in v)
-        else float('nan')
-    )
+
+    def mean(v):
+        return (
+            float(np.mean([x for x in v if x is not None]))
+            if any(x is not None for x in v)
+            else float('nan')
+        )
+
     out = []
     for m in dict.fromkeys(r['method'] for r in rows):
         mine = [r for r in rows if r['method'] == m]

@@ -242,7 +242,7 @@ def check_preset(name):
     return PRESETS[name]
 
 
-def _narrow(name, key, have, want, extra=False):
+def _narrow(name, key, have, want, *, extra=False):
     if want is None:
         return list(have)
     bad = [w for w in want if w not in list(have)]
@@ -256,17 +256,17 @@ def _seeds_of(p):
 
 # %% ../nbs/library/60_presets.ipynb #3c22ffaf
 def preset_runs(
-    name, datasets=None, models=None, methods=None, seeds=None, epochs=None, holdout=None, device='cpu', extra=False
+    name, datasets=None, models=None, methods=None, seeds=None, epochs=None, holdout=None, device='cpu', *, extra=False
 ):
     "The runs of preset `name`, optionally narrowed (or, with `extra`, widened): a list of `RunSpec`."
     p = check_preset(name)
     if epochs is not None and (not isinstance(epochs, int) or epochs < 1):
         raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
-    chosen = _narrow(name, 'seed', _seeds_of(p), seeds, extra)
+    chosen = _narrow(name, 'seed', _seeds_of(p), seeds, extra=extra)
     runs = []
     for d in _narrow(name, 'dataset', p['datasets'], datasets):
         for mdl in _narrow(name, 'model', p['models'], models):
-            for m in _narrow(name, 'method', p['methods'], methods, extra):
+            for m in _narrow(name, 'method', p['methods'], methods, extra=extra):
                 mine = p.get('method_seeds', {}).get(m, p['seeds'])
                 for s in chosen:
                     if s not in mine and not (extra and s in (seeds or [])):

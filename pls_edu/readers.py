@@ -276,7 +276,7 @@ def _load_tiny(spec, root, download, verify):
     for split in (train, val):
         if not split:
             raise DatasetError(f"dataset 'tiny-imagenet': no images found under {base} for one of the splits")
-        out += [_decode([p for p, _ in split], 'tiny-imagenet'), torch.tensor([l for _, l in split])]
+        out += [_decode([p for p, _ in split], 'tiny-imagenet'), torch.tensor([c for _, c in split])]
     import io
 
     buf = io.BytesIO()
@@ -296,15 +296,15 @@ def _tiny_problems(spec, root):
         return [str(e)]
     out = []
     per = {}
-    for p, l in train:
-        per[l] = per.get(l, 0) + 1
+    for _, c in train:
+        per[c] = per.get(c, 0) + 1
     empty = [w for i, w in enumerate(wnids) if not per.get(i)]
     if empty:
         out.append(f"{len(empty)} class(es) without training images, e.g. {base}/train/{empty[0]}/images")
     gone = [p for p, _ in val if not p.exists()]
     if gone:
         out.append(f"{len(gone)} validation image(s) named in val_annotations.txt are missing, e.g. {gone[0]}")
-    firsts = {l: p for p, l in reversed(train)}
+    firsts = {c: p for p, c in reversed(train)}
     for p in list(firsts.values()) + [p for p, _ in val[:1] if p.exists()]:
         with open(p, 'rb') as f:
             if f.read(3) != b'\xff\xd8\xff':

@@ -7,6 +7,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
+from .metrics import bootstrap_diff, mean_std, paired_ci_by_seed
+from .report import run_label
+
 # %% auto #0
 __all__ = ['RULES', 'SETTINGS', 'VERDICTS', 'classify', 'setting_verdict', 'study_verdict', 'reading_verdict', 'best_rate',
            'rate_differs', 'difference', 'error_of']
@@ -98,12 +103,6 @@ def rate_differs(pilot, erm_best):
     return erm_best not in pilot['tied']
 
 # %% ../nbs/16_regime.ipynb #7c2bbaee
-import numpy as np
-
-from .metrics import bootstrap_diff, mean_std, paired_ci_by_seed
-from .report import run_label
-
-
 def _of(results, label, bn):
     "`{seed: (error, correct per test image)}` of the runs named `label`."
     out = {}
@@ -114,7 +113,7 @@ def _of(results, label, bn):
     return out
 
 # %% ../nbs/16_regime.ipynb #223bcf10
-def difference(results, label, ref, bn=False):
+def difference(results, label, ref, *, bn=False):
     "Error of `label` minus `ref` (points, paired by seed): both intervals of the rules, and its class; None if unrun."
     a, b = _of(results, label, bn), _of(results, ref, bn)
     seeds = sorted(set(a) & set(b))
@@ -133,6 +132,6 @@ def difference(results, label, ref, bn=False):
     }
 
 
-def error_of(results, label, bn=False):
+def error_of(results, label, *, bn=False):
     "Mean, std and number of seeds of the final (or recalibrated) error of the runs named `label`."
     return mean_std([e for e, _ in _of(results, label, bn).values()])

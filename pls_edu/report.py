@@ -70,7 +70,7 @@ def _row(key, rs, base, ref, error):
     m = key[2]
     ci = paired_ci_by_seed(mine, _by_seed(base, error)) if m != ref else None
     img = _image_tests(rs, base) if m != ref and error == 'final' else None
-    head = dict(zip(('dataset', 'model', 'method'), key))
+    head = dict(zip(('dataset', 'model', 'method'), key, strict=True))
     return {
         **head,
         'seeds': n,
@@ -89,7 +89,10 @@ def summary_rows(results, methods=None, ref='erm', error='final'):
     `ref`, means of the other metrics."""
     groups = _groups(results)
     order = {m: i for i, m in enumerate(methods or [])}
-    rank = lambda k: (k[0], k[1], order.get(k[2], len(order)), k[2])
+
+    def rank(k):
+        return (k[0], k[1], order.get(k[2], len(order)), k[2])
+
     rows = []
     for key in sorted(groups, key=rank):
         rs = groups[key]
@@ -134,13 +137,16 @@ def fmt_p(p):
     return (f"{p:.2g}" if p >= 0.001 else '<0.001') + (' *' if p < 0.05 else '')
 
 # %% ../nbs/14_report.ipynb #47eae0db
-def format_grid(head, body, markdown=False):
+def format_grid(head, body, *, markdown=False):
     "A table of `head` and `body` (lists of cells) as aligned text, or as markdown."
     if markdown:
         lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
         return '\n'.join(lines + ['| ' + ' | '.join(b) + ' |' for b in body])
-    w = [max(len(x) for x in col) for col in zip(head, *body)]
-    line = lambda cells: '  '.join(c.ljust(n) for c, n in zip(cells, w)).rstrip()
+    w = [max(len(x) for x in col) for col in zip(head, *body, strict=True)]
+
+    def line(cells):
+        return '  '.join(c.ljust(n) for c, n in zip(cells, w, strict=True)).rstrip()
+
     return '\n'.join(
         [line(head), line(['-' * n for n in w])] + [line(b) for b in body]
     )
@@ -181,14 +187,14 @@ def _main_cells(r):
     ]
 
 
-def main_table(rows, markdown=False):
+def main_table(rows, *, markdown=False):
     "The summary rows as the main job's table."
     if not rows:
         return '(no finished runs)'
     ref = rows[0]['ref'].upper() if rows[0]['ref'] == 'erm' else rows[0]['ref']
     head = [h.format(ref=ref) for h in MAIN_HEAD]
     body = [_main_cells(r) for r in rows]
-    return format_grid(head, body, markdown)
+    return format_grid(head, body, markdown=markdown)
 
 # %% ../nbs/14_report.ipynb #7a7d4b95
 def _named(methods):

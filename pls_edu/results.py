@@ -76,7 +76,7 @@ def read_result(path):
     return r
 
 # %% ../nbs/library/57_results.ipynb #c9e573c0
-def verify_file(folder, name, result, deep=False):
+def verify_file(folder, name, result, *, deep=False):
     "Raise `CorruptResultError` unless run file `name` is what `result` recorded (size and archive; SHA-256 if `deep`)."
     p, rec = Path(folder) / name, result.get('files', {}).get(name)
     if not p.exists():
@@ -96,11 +96,11 @@ def verify_file(folder, name, result, deep=False):
     return p
 
 
-def verify_run(folder, deep=False):
+def verify_run(folder, *, deep=False):
     "The result of the finished run in `folder`, after checking it and its files; raises naming a bad one."
     r = read_result(Path(folder) / RESULT)
     for name in r.get('files', {}):
-        verify_file(folder, name, r, deep)
+        verify_file(folder, name, r, deep=deep)
     return r
 
 # %% ../nbs/library/57_results.ipynb #8b38da5d
@@ -130,7 +130,10 @@ def predictions(folder):
     "The prediction record of the finished run in `folder`: method, seed, test, holdout and foreign-image logits."
     r = read_result(Path(folder) / RESULT)
     z = _npz(folder)
-    split = lambda s: (torch.from_numpy(z[f'{s}_logits']), torch.from_numpy(z[f'{s}_labels']))
+
+    def split(s):
+        return (torch.from_numpy(z[f'{s}_logits']), torch.from_numpy(z[f'{s}_labels']))
+
     return {
         'method': r['config']['method'],
         'seed': r['config']['seed'],
@@ -150,7 +153,7 @@ def load_run_model(folder, device='cpu'):
     verify_file(folder, MODEL, r, deep=True)
     c, dd = r['config'], r['data']
     head = get_method(c['method']).head_out(dd['num_classes'])
-    m = build_model(c['model'], dd['channels'], dd['num_classes'], head, c['detach_head'])
+    m = build_model(c['model'], dd['channels'], dd['num_classes'], head, detach=c['detach_head'])
     try:
         sd = torch.load(folder / MODEL, map_location=device, weights_only=True)
     except Exception as e:
@@ -161,7 +164,7 @@ def load_run_model(folder, device='cpu'):
     return m.to(device).eval(), r
 
 # %% ../nbs/library/57_results.ipynb #a072627c
-def collect(out, ids=None, with_predictions=False, log=print):
+def collect(out, ids=None, *, with_predictions=False, log=print):
     "Every intact finished result under `out` (or those in `ids`), damaged ones reported and skipped."
     folders = (
         [Path(out) / i for i in ids] if ids is not None else sorted(p.parent for p in Path(out).glob(f'*/{RESULT}'))

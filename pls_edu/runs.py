@@ -59,9 +59,8 @@ def _config_diff(a, b):
 def log_event(folder, text):
     "Append one line (time, host, pid, `text`) to the run's `run.log`; never fails the run."
     line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {hostname()} pid {os.getpid()}: {text}\n"
-    with contextlib.suppress(OSError):
-        with open(Path(folder) / LOG, 'a') as f:
-            f.write(line)
+    with contextlib.suppress(OSError), open(Path(folder) / LOG, 'a') as f:
+        f.write(line)
 
 
 def _note(folder, text):
@@ -153,12 +152,12 @@ def stop_on_signals(signals=(signal.SIGUSR1, signal.SIGTERM)):
             signal.signal(s, h)
 
 # %% ../nbs/library/59_runs.ipynb #3751ba0a
-def ood_images(source, channels, size, data_root='data', download=False):
+def ood_images(source, channels, size, data_root='data', *, download=False):
     "uint8 images of OOD `source` ('patches' or a dataset name) for a model taking `channels` x `size` inputs."
     check_name('OOD source', source, OOD_SOURCES[1:])
     if source == 'patches':
         return natural_patches(int(channels), tuple(size))
-    d = load_dataset(source, data_root, download)
+    d = load_dataset(source, data_root, download=download)
     if d.channels != channels or tuple(d.size) != tuple(size):
         raise ValueError(
             f"OOD source {source!r} has {d.channels}x{d.size[0]}x{d.size[1]} images but the model takes "
@@ -195,7 +194,7 @@ def _write_outputs(t, d, spec, opts):
         hl, hy = t.predict_split('holdout')
         arrays.update(holdout_logits=hl.numpy(), holdout_labels=hy.numpy())
     if spec.ood:
-        x = ood_images(spec.ood, t.data.channels, t.data.size, opts.data_root, opts.download)
+        x = ood_images(spec.ood, t.data.channels, t.data.size, opts.data_root, download=opts.download)
         arrays['ood_logits'] = model_logits(t.model, x, t.data.mean, t.data.std, device=t.device).numpy()
     atomic_write(d / LOGITS, lambda f: np.savez_compressed(f, **arrays))
     save_torch(d / MODEL, t.model.state_dict())
@@ -204,9 +203,9 @@ def _write_outputs(t, d, spec, opts):
 # %% ../nbs/library/59_runs.ipynb #3c0723dd
 def _prepare(spec, d, opts, data):
     "The trainer of `spec`, restored from the checkpoint in `d` if there is one; whether it was, and the attempts."
-    cfg = on_cpu_path(spec.config, opts.fast_cpu)
-    data = data if data is not None else load_dataset(cfg.dataset, opts.data_root, opts.download)
-    t = Trainer(cfg, data, opts.progress)
+    cfg = on_cpu_path(spec.config, fast=opts.fast_cpu)
+    data = data if data is not None else load_dataset(cfg.dataset, opts.data_root, download=opts.download)
+    t = Trainer(cfg, data, progress=opts.progress)
     for name in (CKPT, RESULT, LOGITS, MODEL):  # half-written by a writer that died; we hold the lease
         for p in d.glob(f'.{name}.tmp*'):
             p.unlink(missing_ok=True)
@@ -334,7 +333,7 @@ def plot_run(folder):
     res = read_result(Path(folder) / RESULT)
     rec = predictions(folder)
     fig, axs = plt.subplots(1, 5, figsize=(16, 2.8))
-    for ax, k in zip(axs, ('train_loss', 'error', 'nll', 'ece')):
+    for ax, k in zip(axs, ('train_loss', 'error', 'nll', 'ece'), strict=False):
         h = [e for e in res['history'] if k in e]  # every epoch has a loss, the scored ones the rest
         ax.plot([e['epoch'] for e in h], [e[k] for e in h], marker='.')
         ax.set_title(k)

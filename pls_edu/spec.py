@@ -6,6 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict, replace
 
+from .config import TrainConfig
 from .datasets import ALL_DATASETS
 from .files import check_name
 
@@ -21,7 +22,7 @@ OOD_SOURCES = ['', 'patches'] + ALL_DATASETS
 class RunSpec:
     "One run: what to train (`config`) and the foreign images to score it on (`ood`: '', 'patches' or a dataset)."
 
-    config: TrainConfig  # a pls_edu.train.TrainConfig, not imported: that would lift the runners a floor
+    config: TrainConfig
     ood: str = ''
 
     def checked(self):
@@ -66,7 +67,7 @@ class RunOptions:
 FAST_CPU = {'channels_last': True}  # chosen in notebook 69 from the committed bench (a test checks it)
 
 
-def on_cpu_path(cfg, fast=True):
+def on_cpu_path(cfg, *, fast=True):
     "`cfg` with `FAST_CPU`'s values for the fields it leaves open (None), if it trains on a CPU and `fast` is on."
     if not fast or not str(cfg.device).startswith('cpu'):
         return cfg

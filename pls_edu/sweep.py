@@ -45,7 +45,7 @@ def _failure(spec, d, e):
     return err['error']
 
 # %% ../nbs/library/62_sweep.ipynb #acf0a22b
-def execute_run(spec, opts, progress=False):
+def execute_run(spec, opts, *, progress=False):
     """Run `spec` unless finished or held elsewhere; returns (status, note): done, resumed, skipped,
     running-elsewhere, interrupted or failed."""
     cfg = spec.config
@@ -87,10 +87,8 @@ def _children(pid=None):
     pid = pid or os.getpid()
     kids = []
     for t in Path(f'/proc/{pid}/task').glob('*/children'):
-        try:
+        with contextlib.suppress(OSError):
             kids += [int(k) for k in t.read_text().split()]
-        except OSError:
-            pass
     return kids
 
 # %% ../nbs/library/62_sweep.ipynb #7aeaaeba
@@ -196,7 +194,7 @@ def _slot(dev, todo, tally, opts, show):
             if pool is not None:
                 st, note = pool.submit(_in_worker, s.as_dict(), asdict(quiet)).result()
             else:
-                st, note = execute_run(s, quiet, show)
+                st, note = execute_run(s, quiet, progress=show)
             tally.record(s, st, note)
     finally:
         if pool is not None:

@@ -81,7 +81,7 @@ def _column_cells(r, pp, images):
     return cells
 
 # %% ../nbs/library/64_tables.ipynb #1c0934ee
-def paper_table(rows, methods, columns, table='table1', paper_model=None, markdown=True):
+def paper_table(rows, methods, columns, table='table1', paper_model=None, *, markdown=True):
     """Rows in the paper's layout: one row per method; per column (model, dataset,
     label) ours, paper, diff, tests."""
     paper = paper_results()
@@ -99,7 +99,7 @@ def paper_table(rows, methods, columns, table='table1', paper_model=None, markdo
             r = cell.get((model, ds, m))
             cells += _column_cells(r, pp, images)
         body.append(cells)
-    return format_grid(head, body, markdown)
+    return format_grid(head, body, markdown=markdown)
 
 # %% ../nbs/library/64_tables.ipynb #daa0463b
 def _fig3_points(rows):
@@ -114,7 +114,7 @@ def _fig3_points(rows):
     return sorted(pts)
 
 # %% ../nbs/library/64_tables.ipynb #1d461b56
-def plot_fig3(rows, ax=None, paper_point=True, label='ours'):
+def plot_fig3(rows, ax=None, *, paper_point=True, label='ours'):
     """Error against the reweight factor w (Fig. 3) from summary rows of `pls-wX`
     (and `pls`, drawn at w = 0.5)."""
     import matplotlib.pyplot as plt
@@ -123,9 +123,9 @@ def plot_fig3(rows, ax=None, paper_point=True, label='ours'):
     if ax is None:
         _, ax = plt.subplots(figsize=(4.5, 3))
     if pts:
-        x, y, e, n = zip(*pts)
+        x, y, e, n = zip(*pts, strict=True)
         ax.errorbar(x, y, e, marker='o', capsize=3, label=label)
-        for xi, yi, ni in zip(x, y, n):
+        for xi, yi, ni in zip(x, y, n, strict=True):
             ax.annotate(
                 f"{ni}",
                 (xi, yi),
@@ -225,13 +225,13 @@ def _span(results):
     "First start, last end and wall seconds of the runs' last attempts."
     fmt = '%Y-%m-%d %H:%M:%S'
     starts = [datetime.strptime(r['attempts'][-1]['started'], fmt) for r in results]
-    ends = [t + timedelta(seconds=r['wall_seconds_this_process']) for t, r in zip(starts, results)]
+    ends = [t + timedelta(seconds=r['wall_seconds_this_process']) for t, r in zip(starts, results, strict=True)]
     return min(starts).strftime(fmt), max(ends).strftime(fmt), (max(ends) - min(starts)).total_seconds()
 
 
 def _cpu_name():
-    with contextlib.suppress(OSError):
-        for line in open('/proc/cpuinfo'):
+    with contextlib.suppress(OSError), open('/proc/cpuinfo') as f:
+        for line in f:
             if line.startswith('model name'):
                 return line.split(':', 1)[1].strip()
     return platform.processor() or '?'

@@ -55,10 +55,12 @@ def fit_temperature_grid(
     if objective not in ('nll', 'ece'):
         raise ValueError(f"objective must be 'nll' or 'ece', got {objective!r}")
     z = logits.double()
-    if objective == 'nll':
-        f = lambda T: _nll(z, labels, T)
-    else:
-        f = lambda T: ece((z / T).softmax(1), labels)
+
+    def f(T):
+        if objective == 'nll':
+            return _nll(z, labels, T)
+        return ece((z / T).softmax(1), labels)
+
     a, b = math.log(lo), math.log(hi)
     for r in range(rounds):
         # 21 points, then 11 around the best, three times

@@ -9,15 +9,27 @@ import time
 import numpy as np
 import torch
 
-from .config import TrainConfig, is_scored, make_schedule, make_sgd, patch
-from .config import CPU_REPRO_ENV, RECIPES, SCHEDULES, use_compile_cache
+from .config import TrainConfig as TrainConfig
+from .config import is_scored, make_schedule, make_sgd, patch
+from .config import use_compile_cache
+
+# names callers import from here, re-exported
+from .config import CPU_REPRO_ENV as CPU_REPRO_ENV
+from .config import RECIPES as RECIPES
+from .config import SCHEDULES as SCHEDULES
+from .config import LOADERS as LOADERS
+from .config import PRECISIONS as PRECISIONS
+from .config import ALTERNATIONS as ALTERNATIONS
+from .config import TS_MODES as TS_MODES
 from .data import with_holdout, with_train_subset
 from .diagnostics import CleanTrain, HoldoutTemperature, final_record
 from .methods import Draws, get_method, method_batch, method_loss
 from .metrics import predict, summarize
 from .models import build_model, check_compatible
 from . import trainparts as parts
-from .trainparts import Interrupted, OnEpoch, Progress, STOP, StopOnRequest
+from .trainparts import OnEpoch, Progress, StopOnRequest
+from .trainparts import Interrupted as Interrupted
+from .trainparts import STOP as STOP
 
 # %% auto #0
 __all__ = ['Trainer', 'Callback', 'Scores', 'default_callbacks', 'train']
@@ -28,7 +40,7 @@ class Trainer:
     `model` overrides the one `cfg` names, and `cbs` the callbacks that
     `default_callbacks` gives."""
 
-    def __init__(self, cfg, data, progress=True, model=None, cbs=None):
+    def __init__(self, cfg, data, *, progress=True, model=None, cbs=None):
         self.cfg = c = cfg.resolved().check_device()
         self.method = get_method(c.method)
         self.data = with_holdout(data, c.holdout) if c.holdout else data
@@ -59,7 +71,9 @@ class Trainer:
             for s in ('test', 'holdout')
             if s in self.data.splits
         }
-        self.cbs = default_callbacks(c, progress) if cbs is None else list(cbs)
+        self.cbs = (
+            default_callbacks(c, progress=progress) if cbs is None else list(cbs)
+        )
         self.callback('setup')
 
     def autocast(self):
@@ -78,7 +92,11 @@ def new_model(self: Trainer, model=None):
     c, k = self.cfg, self.data.num_classes
     if model is None:
         model = build_model(
-            c.model, self.data.channels, k, self.method.head_out(k), c.detach_head
+            c.model,
+            self.data.channels,
+            k,
+            self.method.head_out(k),
+            detach=c.detach_head,
         )
     check_compatible(model, self.data)
     if self.method.head_out(k) and getattr(model, 'smoother', None) is None:
@@ -229,17 +247,17 @@ class Scores(Callback):
             t.evaluate()
 
 
-def default_callbacks(cfg, progress=True):
+def default_callbacks(cfg, *, progress=True):
     """The callbacks a run of `cfg` needs: scores, temperatures, clean training
     error, progress, stops."""
-    cbs = [Scores(), Progress(progress), StopOnRequest()]
+    cbs = [Scores(), Progress(on=progress), StopOnRequest()]
     cbs += [CleanTrain()] if cfg.clean_train else []
     return cbs + ([HoldoutTemperature()] if cfg.holdout else [])
 
 
-def train(cfg, data, progress=True, on_epoch=None):
+def train(cfg, data, *, progress=True, on_epoch=None):
     "Train `cfg` (a `TrainConfig`) on `data`; returns the finished `Trainer`."
-    t = Trainer(cfg, data, progress)
+    t = Trainer(cfg, data, progress=progress)
     t.fit(on_epoch)
     return t
 

@@ -128,9 +128,9 @@ def train_main(argv=None):
         r = run_one(RunSpec(cfg, run['ood']), opts)
     except RunInterrupted as e:
         print(f"pls-train: interrupted: {e}")
-        raise SystemExit(3)
+        raise SystemExit(3) from e
     except (ValueError, TypeError, RuntimeError, OSError) as e:
-        raise SystemExit(f"pls-train: error: {first_line(e)}")
+        raise SystemExit(f"pls-train: error: {first_line(e)}") from e
     if r['status'] == 'running-elsewhere':
         print(f"pls-train: {run_id(cfg)} is being trained elsewhere ({describe(r['holder'])}); nothing to do")
         return

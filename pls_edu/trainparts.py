@@ -27,7 +27,7 @@ def train_loader(t):
     if c.batch_size > n:
         raise ValueError(f"batch_size {c.batch_size} is larger than the train split of {data.name} ({n} images)")
     g = torch.Generator().manual_seed(c.seed)
-    return baseline_loader(data, 'train', c.batch_size, c.augment, num_workers=c.workers, generator=g)
+    return baseline_loader(data, 'train', c.batch_size, augment=c.augment, num_workers=c.workers, generator=g)
 
 
 def eval_loader(t, split):
@@ -142,7 +142,7 @@ class Progress:
 
     order = 10
 
-    def __init__(self, on=True):
+    def __init__(self, *, on=True):
         self.on = on
 
     def before_fit(self, t):

@@ -53,8 +53,8 @@ def test_gpu_check_runs_where_only_the_gpu_machines_packages_exist(tmp_path):
     t = json.loads(tim.read_text())
     assert set(t['s_per_image']) == {'preact-resnet18', 'resnet50'} and len(t['s_per_image']['resnet50']) == 3
     assert r['projection']['tables_1_2_runs'] == 540 and r['projection']['tables_1_2_hours_on_8_gpus'] > 0
-    lines = [l for l in p.stdout.splitlines() if l.startswith('[')]
-    assert any('learn_fast: start' in l for l in lines) and any('projection: done' in l for l in lines), (
+    lines = [line for line in p.stdout.splitlines() if line.startswith('[')]
+    assert any('learn_fast: start' in line for line in lines) and any('projection: done' in line for line in lines), (
         p.stdout
     )  # a line per part
     assert 'is not installed' not in p.stderr

@@ -140,7 +140,7 @@ def test_every_page_loads_whole_and_clean(site, browser):
 def test_teaching_code_fits_the_page_at_1280_pixels(site, browser):
     "On every lesson with exercises, no code block needs a horizontal scroll bar in a 1280-pixel-wide window."
     cut = []
-    for n, track, _ in course.COURSE:
+    for n, _, _ in course.COURSE:
         if n not in course.LESSONS:
             continue
         for page in (f'{n}.html', f'solutions/{n}_solutions.html'):
@@ -201,24 +201,25 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
         'JUPYTER_CONFIG_DIR': str(tmp_path / 'cfg'),
         'JUPYTER_RUNTIME_DIR': str(tmp_path / 'rt'),
     }
-    lab = subprocess.Popen(
-        [
-            sys.executable,
-            '-m',
-            'jupyterlab',
-            '--no-browser',
-            '--allow-root',
-            f'--ServerApp.port={port}',
-            '--ServerApp.ip=127.0.0.1',
-            f'--IdentityProvider.token={token}',
-            f'--ServerApp.root_dir={tmp_path}',
-        ],
-        env=env,
-        cwd=tmp_path,
-        stdout=open(tmp_path / 'lab.log', 'w'),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(tmp_path / 'lab.log', 'w') as log:  # the server keeps its own copy of the file
+        lab = subprocess.Popen(
+            [
+                sys.executable,
+                '-m',
+                'jupyterlab',
+                '--no-browser',
+                '--allow-root',
+                f'--ServerApp.port={port}',
+                '--ServerApp.ip=127.0.0.1',
+                f'--IdentityProvider.token={token}',
+                f'--ServerApp.root_dir={tmp_path}',
+            ],
+            env=env,
+            cwd=tmp_path,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         _wait_http(f'http://127.0.0.1:{port}/api/status?token={token}', timeout=90)
         browser.get(f'http://127.0.0.1:{port}/lab/tree/13_explore.ipynb?token={token}')
@@ -236,12 +237,17 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
                 )
             )
         )
-        run_all = lambda: [
-            browser.find_element(By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']").click(),
-            browser.find_element(
-                By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"
-            ).click(),
-        ]
+
+        def run_all():
+            return [
+                browser.find_element(
+                    By.XPATH, "//div[contains(@class,'lm-MenuBar-itemLabel') and text()='Run']"
+                ).click(),
+                browser.find_element(
+                    By.XPATH, "//div[contains(@class,'lm-Menu-itemLabel') and text()='Run All Cells']"
+                ).click(),
+            ]
+
         started = (
             "return [...document.querySelectorAll('.jp-InputPrompt')].some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))"
         )

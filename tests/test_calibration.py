@@ -127,7 +127,7 @@ def test_ece_at_temperatures_matches_one_softmax_per_temperature():
     z = 3 * torch.randn(500, 10, generator=g)
     y = torch.randint(0, 10, (500,), generator=g)
     Ts = [0.05, 0.3, 1.0, 2.5, 40.0]
-    for T, e in zip(Ts, ece_at_temperatures(z, y, Ts)):
+    for T, e in zip(Ts, ece_at_temperatures(z, y, Ts), strict=True):
         assert e == pytest.approx(ece((z.double() / T).softmax(1), y), abs=1e-12)
 
 

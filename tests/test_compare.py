@@ -20,15 +20,18 @@ def test_main_job_small(tmp_path, capsys):
     assert 'McNemar p' in text
     runs = sorted(p.name for p in tmp_path.iterdir() if p.is_dir())
     assert runs == [f'digits_small-cnn_{m}_s{s}' for m in ('erm', 'pls') for s in (0, 1)]
-    rows = list(csv.DictReader(open(tmp_path / 'table.csv')))
+    rows = list(csv.DictReader((tmp_path / 'table.csv').read_text().splitlines()))
     assert [r['method'] for r in rows] == ['erm', 'pls']
     assert all(r['seeds'] == '2' for r in rows)
     # the table is made from the result files: recompute one cell from them
-    errs = [json.load(open(tmp_path / f'digits_small-cnn_pls_s{s}' / 'result.json'))['final']['error'] for s in (0, 1)]
+    errs = [
+        json.loads((tmp_path / f'digits_small-cnn_pls_s{s}' / 'result.json').read_text())['final']['error']
+        for s in (0, 1)
+    ]
     assert abs(float(rows[1]['error_mean']) - sum(errs) / 2) < 1e-9
     for png in ('winning_softmax', 'reliability', 'ece_temperature', 'ece_per_epoch', 'soft_targets', 'ood'):
         assert (tmp_path / f'{png}.png').read_bytes()[:4] == b'\x89PNG', png
-    cal = list(csv.DictReader(open(tmp_path / 'calibration.csv')))
+    cal = list(csv.DictReader((tmp_path / 'calibration.csv').read_text().splitlines()))
     assert len(cal) == 4
     assert all(float(c['T']) > 0 for c in cal)  # each run has a 20% holdout: every temperature is fitted
     assert (tmp_path / 'table.md').read_text().count('**') == 2
@@ -112,5 +115,5 @@ def test_findings_call_a_method_better_or_worse_only_when_both_intervals_agree()
         _row('d', 0.6, (0.2, 1.0), (-0.1, 1.1)),  # the bootstrap includes 0
     ]
     text = findings(rows)
-    line = next(l for l in text.splitlines() if 'by both' in l)
+    line = next(ln for ln in text.splitlines() if 'by both' in ln)
     assert 'better than ERM: `a`;' in line and 'worse: `c`.' in line, line

@@ -11,7 +11,7 @@ import torch
 
 from pls_edu.config import scored_epochs
 from pls_edu.curve import COMPARISONS, RULES, conclusion, difference, plain, size_findings, sizes_where
-from pls_edu.data import stratified_subset, with_train_subset
+from pls_edu.data import stratified_subset
 from pls_edu.datasets import load_dataset
 from pls_edu.preflight import FALLBACK_S_PER_IMAGE, estimate_run
 from pls_edu.presets import CURVE_COMMITTED, CURVE_SIZES, PRESETS, preset_runs
@@ -33,7 +33,7 @@ def test_the_training_subsets_nest_keep_each_class_share_and_are_the_same_for_ev
     labels = data.y_train.numpy()
     full = np.bincount(labels, minlength=10)
     subsets = {n: stratified_subset(labels, n, seed=0) for n in RULES['sizes']}
-    for small, large in zip(RULES['sizes'], RULES['sizes'][1:]):
+    for small, large in zip(RULES['sizes'], RULES['sizes'][1:], strict=False):
         assert set(subsets[small]) <= set(subsets[large]), (small, large)
     for n, idx in subsets.items():
         counts = np.bincount(labels[idx], minlength=10)

@@ -123,7 +123,9 @@ def test_00_hypergeometric_sd_and_random_splits():
     counts = [int((labels[rng.permutation(N)[:n]] == 0).sum()) for _ in range(2000)]
     ns['check_2'](sd, counts)
     fails(ns['check_2'], math.sqrt(n * K / N * (1 - K / N)), counts)  # binomial: no finite-population correction
-    stratified = [int((labels[ns['stratified_split'](labels, n / N, s)[1]] == 0).sum()) for s in range(2000)]
+    from pls_edu.data import stratified_split
+
+    stratified = [int((labels[stratified_split(labels, n / N, s)[1]] == 0).sum()) for s in range(2000)]
     fails(ns['check_2'], sd, stratified)  # simulated with stratification: the count never moves
     fails(ns['check_2'], sd, counts[:200])  # too few splits
 
@@ -134,7 +136,7 @@ def test_00_class_shares_of_each_split():
 
     def shares(data, splits=('train', 'test'), norm=True):
         out = {}
-        for key, s in zip(('train', 'test'), splits):
+        for key, s in zip(('train', 'test'), splits, strict=True):
             y = data.split(s)[1]
             c = torch.bincount(y, minlength=data.num_classes).double()
             out[key] = (c / len(y) if norm else c).numpy()
@@ -269,7 +271,10 @@ def test_03_floor_of_the_gold_target():
 @covers('03_head', 'check_3')
 def test_03_training_without_labels():
     ns = checks('03_head')
-    alone = lambda q, u: ns['pls_targets'](q, u, w=1.0)
+
+    def alone(q, u):
+        return ns['pls_targets'](q, u, w=1.0)
+
     ns['check_3'](90, alone)
     fails(ns['check_3'], 10, alone)  # the accuracy of chance, given as the error
     fails(ns['check_3'], 90, lambda q, u: ns['pls_targets'](q, u))  # w left at 0.5: the labels still enter
@@ -294,7 +299,9 @@ def test_04_derivative_of_ud_a():
     def H(q, p):
         return float(-(q * p.log()).sum())
 
-    uniform = lambda p: torch.full_like(p, 1 / p.shape[1])
+    def uniform(p):
+        return torch.full_like(p, 1 / p.shape[1])
+
     ns['check_2'](lambda p, q: H(uniform(p), p) - H(q, p))
     fails(ns['check_2'], lambda p, q: H(q, p) - H(uniform(p), p))  # the sign
     fails(ns['check_2'], lambda p, q: H(uniform(p), p))  # the smoothing term alone
@@ -500,7 +507,10 @@ def test_08_temperatures_of_an_under_confident_model():
 def test_08_a_holdout_with_no_best_temperature():
     ns = checks('08_temperature')
     temps = np.logspace(1, -2, 30)
-    nll = lambda z, y: [F.cross_entropy(z / T, y).item() for T in temps]
+
+    def nll(z, y):
+        return [F.cross_entropy(z / T, y).item() for T in temps]
+
     sep = torch.eye(10, dtype=torch.float64).repeat(5, 1) * 5
     labels = torch.arange(10).repeat(5)
     ns['check_3'](sep, labels, temps, nll(sep, labels))
@@ -616,9 +626,10 @@ def test_09_alternation_runs_and_midpoint_steps(digits):
 def test_09_precision_runs(digits):
     ns = checks('09_train')
     runs = {p: _pls(digits, precision=p) for p in ('fp32', 'bf16')}
-    gaps = lambda rs: {
-        k: abs(rs['fp32'].history[-1][k] - rs['bf16'].history[-1][k]) for k in ('error', 'winning_softmax')
-    }
+
+    def gaps(rs):
+        return {k: abs(rs['fp32'].history[-1][k] - rs['bf16'].history[-1][k]) for k in ('error', 'winning_softmax')}
+
     ns['check_5'](gaps(runs), runs)
     forgot = {'fp32': runs['fp32'], 'bf16': _pls(digits)}  # precision not passed: fp32 on a CPU, a gap of 0
     fails(ns['check_5'], gaps(forgot), forgot)
@@ -672,7 +683,10 @@ def test_10_coefficient_started_at_uls_03():
         model.smoother.linear.bias.fill_(math.log(0.3 / 0.7))
     t = ns['Trainer'](TrainConfig(method='pls-coeff', epochs=5), ns['d'], progress=False, model=model)
     x, _ = t.data.tensors('train')
-    c = lambda: float(t.model.eval().forward_smooth(x)[1].mean().detach())
+
+    def c():
+        return float(t.model.eval().forward_smooth(x)[1].mean().detach())
+
     c0 = c()
     t.fit()
     ns['check_3'](c0, c(), t)

@@ -38,7 +38,7 @@ def test_pair_and_temperature_explorers(tmp_path, digits):
     bars = fig.axes[3].patches  # q, u, q' bars: q' = (q + u) / 2 entry by entry
     K = digits.num_classes
     q, u, qp = [[b.get_height() for b in bars[i * K : (i + 1) * K]] for i in range(3)]
-    assert qp == pytest.approx([(a + b) / 2 for a, b in zip(q, u)], abs=1e-6)
+    assert qp == pytest.approx([(a + b) / 2 for a, b in zip(q, u, strict=True)], abs=1e-6)
     w = pair_explorer(model, digits)
     w.children[0].value = 10
     assert w.result.axes[0].get_title() == f'x_i: label {int(digits.y_train[10])}'

@@ -120,7 +120,7 @@ def pls_train(out, *args, env=None, fsize=None, wait=True):
 
 
 def one_error_line(stderr):
-    lines = [l for l in stderr.strip().splitlines() if l.strip()]
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
     assert len(lines) == 1 and 'Traceback' not in stderr, stderr
     return lines[0]
 
@@ -157,7 +157,11 @@ def test_full_disk_during_the_final_weights_leaves_no_result(tmp_path, digits, r
         0,
         3,
     ]  # the failed try left no checkpoint
-    starts = [l.split(': ', 1)[1] for l in (d / LOG).read_text().splitlines() if ': start ' in l or ': resume ' in l]
+    starts = [
+        line.split(': ', 1)[1]
+        for line in (d / LOG).read_text().splitlines()
+        if ': start ' in line or ': resume ' in line
+    ]
     assert [x.split(' on ')[0] for x in starts] == [
         'start at epoch 0 of 6',
         'resume at epoch 3 of 6',
@@ -250,7 +254,7 @@ def kill_while_writing(out, name, *args):
     os.kill(p.pid, signal.SIGKILL)
     p.wait()
     half = [q for q in d.glob(f'.{name}.tmp*') if not q.name.endswith('.paused')]
-    assert len(half) == 1 and 0 < half[0].stat().st_size
+    assert len(half) == 1 and half[0].stat().st_size > 0
     return d
 
 
@@ -284,7 +288,7 @@ def test_damaged_run_files_are_refused_moved_aside_and_retrained(tmp_path, digit
     (d / name).write_bytes(b[: len(b) // 3] if damage == 'truncate' else os.urandom(len(b) + 7))
     a = aggregate('cpu-tiny', tmp_path, methods=['pls'], seeds=[0], epochs=E)  # CFG is this preset's run
     assert a['runs'] == 0 and len(a['corrupt']) == 1 and name in a['corrupt'][0], a['corrupt']  # skipped, and said so
-    assert collect(tmp_path) == [] and f'skipped a damaged run' in capsys.readouterr().out
+    assert collect(tmp_path) == [] and 'skipped a damaged run' in capsys.readouterr().out
     s = run_sweep(runs, RunOptions(str(tmp_path), engine='direct'))
     out = capsys.readouterr().out
     assert s['counts']['done'] == 1 and f"{name}" in out and 'moved' in out, out

@@ -7,7 +7,6 @@ import io
 import os
 import pickle
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,7 +101,7 @@ def test_idx_files_written_here_are_read_by_torchvision(tmp_path):
         rng.integers(0, 256, (n, 28, 28), dtype=np.uint8) if i % 2 == 0 else rng.integers(0, 10, n, np.uint8)
         for i, n in enumerate((12, 12, 5, 5))
     ]
-    for name, a in zip(MNIST_FILES, arrays):
+    for name, a in zip(MNIST_FILES, arrays, strict=True):
         (raw / name).write_bytes(idx_bytes(a))
         assert np.array_equal(read_idx(raw / name), a)
     tv = MNIST(str(tmp_path), train=False, download=False)

@@ -44,7 +44,7 @@ def decode(xb, pad=4):
 
 
 def epoch(loader):
-    xs, ys = zip(*[(x, y) for x, y in loader])
+    xs, ys = zip(*[(x, y) for x, y in loader], strict=True)
     return torch.cat(xs), torch.cat(ys)
 
 
@@ -76,7 +76,10 @@ def test_same_batches_in_distribution():
     # pixel statistics agree: share of padding pixels and per-channel means
     for ch in range(3):
         assert abs(float(dev_x[:, ch].mean() - base_x[:, ch].mean())) < 0.02 * float(base_x[:, ch].mean())
-    pad_share = lambda x: float((x[:, 2] == 0).float().mean())
+
+    def pad_share(x):
+        return float((x[:, 2] == 0).float().mean())
+
     expected = 1 - (np.mean([1 - abs(k - 4) / W for k in range(9)])) ** 2  # E[padding fraction] of a random crop
     assert abs(pad_share(dev_x) - expected) < 0.01 and abs(pad_share(base_x) - expected) < 0.01
 

@@ -21,7 +21,7 @@ ENV = {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONUNBUFFERED': '1'}
 
 def starts(folder):
     "Training starts (fresh or resumed) in a run's own log."
-    return [l for l in (Path(folder) / LOG).read_text().splitlines() if ': start ' in l or ': resume ' in l]
+    return [line for line in (Path(folder) / LOG).read_text().splitlines() if ': start ' in line or ': resume ' in line]
 
 
 def test_two_sweeps_started_together_train_every_run_exactly_once(tmp_path):

@@ -125,9 +125,8 @@ def test_registry():
         'mixup-uls-0.3',
         'pls',
     ]
-    assert ABLATIONS == ['pls-no-learned', 'pls-no-original', 'pls-ud-0.1', 'pls-ud-0.2', 'pls-ud-0.3', 'pls-coeff'] + [
-        f'pls-w0.{i}' for i in range(1, 10)
-    ]
+    ablations = ['pls-no-learned', 'pls-no-original', 'pls-ud-0.1', 'pls-ud-0.2', 'pls-ud-0.3', 'pls-coeff']
+    assert ablations + [f'pls-w0.{i}' for i in range(1, 10)] == ABLATIONS
     with pytest.raises(ValueError) as e:
         get_method('PLS')
     for n in ('erm', 'pls-coeff', 'pls-w0.9', 'mixup-uls-0.3'):

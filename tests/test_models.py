@@ -15,7 +15,7 @@ def spec_count(arch, K=10, cin=3):
     "Count from the mixup-cifar10 layer list: 3x3 stem + bn, stages 64-512, blocks, shortcuts, linear."
     n, c = conv(3, cin, 64) + 2 * 64, 64
     blocks = [2, 2, 2, 2] if arch == 'preact-resnet18' else [3, 4, 6, 3]
-    for stage, (planes, nb) in enumerate(zip((64, 128, 256, 512), blocks)):
+    for stage, (planes, nb) in enumerate(zip((64, 128, 256, 512), blocks, strict=True)):
         for b in range(nb):
             stride = 2 if stage > 0 and b == 0 else 1
             if arch == 'preact-resnet18':  # bn, conv3x3, bn, conv3x3 [+ 1x1 conv shortcut, no bn]

@@ -46,6 +46,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
         'nbdev_clean',
         'nbdev_export',
         'tools/fmt.py --check',
+        '-m ruff check',
         'pls-data mnist',
         'pip wheel',
         'venv/bin/pls-compare',
@@ -61,11 +62,12 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
 
 
 def test_every_exported_module_has_one_notebook():
-    nbs = sorted(p.name for p in (ROOT / 'nbs').glob('[0-9]*.ipynb'))
+    paths = sorted((ROOT / 'nbs').glob('[0-9]*.ipynb')) + sorted((ROOT / 'nbs' / 'library').glob('[0-9]*.ipynb'))
+    nbs = [p.name for p in paths]
     mods = {p.stem for p in (ROOT / 'pls_edu').glob('*.py')} - {'__init__', '_modidx'}
     exported = []
-    for nb in nbs:
-        m = re.search(r'default_exp (\w+)', (ROOT / 'nbs' / nb).read_text())
+    for p in paths:
+        m = re.search(r'default_exp (\w+)', p.read_text())
         if m:
             exported.append(m.group(1))
     assert sorted(exported) == sorted(mods) and len(set(exported)) == len(exported)

@@ -75,7 +75,7 @@ def test_cpu_preset_as_a_job_array(slurm, tmp_path, capsys):
     a = aggregate('cpu-tiny', shared)
     assert a['runs'] == 4 and 'missing' not in a['markdown']
     logs = sorted((shared / 'slurm').glob(f'{job}_*.out'))
-    assert len(logs) == 4 and all('done' in l.read_text() for l in logs)
+    assert len(logs) == 4 and all('done' in log.read_text() for log in logs)
     assert all((run_dir(shared, r.config) / 'run.ipynb').exists() for r in runs)
     # a second submission finds everything finished: every task skips
     main(['slurm', 'cpu-tiny', '--out', str(shared), '--cpus', '1', '--time', '00:05:00', '--submit'])
@@ -85,7 +85,7 @@ def test_cpu_preset_as_a_job_array(slurm, tmp_path, capsys):
         assert time.time() - t0 < 300
         time.sleep(1)
     logs2 = sorted((shared / 'slurm').glob(f'{job2}_*.out'))
-    assert len(logs2) == 4 and all('skipped' in l.read_text() for l in logs2)
+    assert len(logs2) == 4 and all('skipped' in log.read_text() for log in logs2)
     print(f"SLURM job {job}: 4 array tasks finished; seen a partial table while running: {seen_partial}")
 
 
@@ -96,7 +96,7 @@ def _wait_for(job, shared, timeout, on_pending=None, until=None):
     while True:
         p = subprocess.run(['squeue', '-h', '-j', job, '-o', '%i %T %r'], capture_output=True, text=True)
         gone = p.returncode != 0 and 'Invalid job id' in p.stderr  # purged from the controller
-        q = [l.split() for l in p.stdout.split('\n') if l.strip()] if p.returncode == 0 or gone else None
+        q = [line.split() for line in p.stdout.split('\n') if line.strip()] if p.returncode == 0 or gone else None
         # a busy controller can fail a query, and a job between a requeue and its pending state is missing from the
         # listing for a few seconds: gone means gone for ten polls in a row
         empty = empty + 1 if q == [] else 0
@@ -251,7 +251,9 @@ def test_job_array_and_local_sweep_on_one_folder_train_each_run_once(slurm, tmp_
     runs = preset_runs('cpu-tiny', epochs=15)
     for r in runs:
         d = run_dir(shared, r.config)
-        starts = [l for l in (d / 'run.log').read_text().splitlines() if ': start ' in l or ': resume ' in l]
+        starts = [
+            line for line in (d / 'run.log').read_text().splitlines() if ': start ' in line or ': resume ' in line
+        ]
         assert len(read_result(d / 'result.json')['attempts']) == 1 and len(starts) == 1, (d.name, starts)
     by_slurm = sum(
         'manifest entry' in p.read_text() and ': done' in p.read_text() for p in (shared / 'slurm').glob(f'{job}_*.out')

@@ -29,7 +29,9 @@ def test_the_loop_names_no_measurement():
 
 
 def test_default_callbacks_follow_the_config():
-    names = lambda cfg: sorted(type(cb).__name__ for cb in default_callbacks(cfg))
+    def names(cfg):
+        return sorted(type(cb).__name__ for cb in default_callbacks(cfg))
+
     assert names(TrainConfig()) == ['Progress', 'Scores', 'StopOnRequest']
     assert names(TrainConfig(holdout=0.2, clean_train=100)) == [
         'CleanTrain',

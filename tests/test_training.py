@@ -28,7 +28,10 @@ def test_same_seed_same_metrics_and_other_seed_differs(digits):
         for m, s in (('pls', 7), ('pls', 7), ('pls', 8))
     ]
     keys = ('error', 'nll', 'ece', 'brier', 'winning_softmax', 'train_loss')
-    strip = lambda h: [{k: r[k] for k in keys} for r in h]
+
+    def strip(h):
+        return [{k: r[k] for k in keys} for r in h]
+
     assert strip(runs[0]) == strip(runs[1])
     assert strip(runs[0]) != strip(runs[2])
 

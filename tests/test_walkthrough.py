@@ -15,7 +15,9 @@ def walkthrough():
     text = (ROOT / 'README.md').read_text().split("## From a fresh clone to the paper's Table 1", 1)[1]
     block = re.search(r'```bash\n(.*?)```', text, re.S).group(1)
     return [
-        (int(re.search(r'# (\d+)\.', l).group(1)), l.split('#')[0].strip()) for l in block.splitlines() if l.strip()
+        (int(re.search(r'# (\d+)\.', line).group(1)), line.split('#')[0].strip())
+        for line in block.splitlines()
+        if line.strip()
     ]
 
 

@@ -124,13 +124,14 @@ def comparable(cell, mask_numbers=False):
 def differences(committed, fresh, name, mask_numbers=False):
     "One line per cell whose comparable outputs differ between two versions of notebook `name`."
     out = []
-    for i, (a, b) in enumerate(zip(committed.cells, fresh.cells)):
+    for i, (a, b) in enumerate(zip(committed.cells, fresh.cells, strict=True)):
         if a.cell_type != 'code' or 'volatile' in a.get('metadata', {}).get('tags', []):
             continue
         ca, cb = comparable(a, mask_numbers), comparable(b, mask_numbers)
         if ca != cb:
             first = next(
-                (f"{x!r} -> {y!r}" for x, y in zip(ca, cb) if x != y), f"{len(ca)} outputs committed, {len(cb)} now"
+                (f"{x!r} -> {y!r}" for x, y in zip(ca, cb, strict=False) if x != y),
+                f"{len(ca)} outputs committed, {len(cb)} now",
             )
             out.append(f"{name} cell {i} (id {a.get('id')}): outputs differ: {first[:400]}")
     if len(committed.cells) != len(fresh.cells):

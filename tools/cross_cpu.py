@@ -37,7 +37,10 @@ ENVS = {'CPU_REPRO_ENV': CPU_REPRO_ENV, 'without MKL_CBWR': {k: v for k, v in CP
 def native_cpu():
     "This CPU's vendor and model name, from /proc/cpuinfo."
     info = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').exists() else ''
-    field = lambda k: next((line.split(':', 1)[1].strip() for line in info.splitlines() if line.startswith(k)), '?')
+
+    def field(k):
+        return next((line.split(':', 1)[1].strip() for line in info.splitlines() if line.startswith(k)), '?')
+
     vendor = {'AuthenticAMD': 'AMD', 'GenuineIntel': 'Intel'}.get(field('vendor_id'), field('vendor_id'))
     flags = field('flags').split()
     width = 'AVX-512' if 'avx512f' in flags else 'AVX2' if 'avx2' in flags else 'no AVX2'

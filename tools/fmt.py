@@ -10,7 +10,7 @@ import subprocess, sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from catalog import COURSE, LESSONS, NBS, ROOT, path_of, solutions  # noqa: E402
+from catalog import COURSE, LESSONS, ROOT, path_of, solutions  # noqa: E402
 
 SITE_WIDTH = 85
 

@@ -125,11 +125,11 @@ def readme_sections():
     "The generated parts of the README, by marker name."
     from pls_edu.bench import report
 
-    rows = lambda tracks: '\n'.join(
-        f"| [`{n}`](nbs/{rel(n)}.ipynb) | {what} |" for n, tr, what in COURSE if tr in tracks
-    )
+    def rows(tracks):
+        return '\n'.join(f"| [`{n}`](nbs/{rel(n)}.ipynb) | {what} |" for n, tr, what in COURSE if tr in tracks)
+
     doc = (ROOT / 'tests' / 'test_faults.py').read_text().split('"""')[1]
-    faults = '\n'.join(l for l in doc.splitlines() if l.startswith('|'))
+    faults = '\n'.join(line for line in doc.splitlines() if line.startswith('|'))
     verdict = next(
         (t for t in _outputs('16_regime', 'markdown') if t.startswith(('**In plain words', '**Verdict'))),
         '(not executed yet)',

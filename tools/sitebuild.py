@@ -167,10 +167,10 @@ def for_site(src, dst):
         if c.cell_type != 'code':
             continue
         lines = c.source.splitlines()
-        directives = ' '.join(l for l in lines if l.startswith('#|'))
+        directives = ' '.join(line for line in lines if line.startswith('#|'))
         if re.search(r'#\|\s*(hide|default_exp)\b', directives) or 'nbdev_export' + '()' in c.source:
             c.metadata.setdefault('tags', []).append('remove-cell')
-        c.source = '\n'.join(l for l in lines if not l.startswith('#|'))
+        c.source = '\n'.join(line for line in lines if not line.startswith('#|'))
     nbformat.write(nb, dst)
 
 

@@ -138,7 +138,7 @@ PRESETS |= {
 }
 
 # %% ../nbs/library/60_presets.ipynb #077677e2
-# the regime study's common setting (notebook 16): cpu-mnist's, with the diagnostics on
+# the regime study's common setting (notebook 17): cpu-mnist's, with the diagnostics on
 REGIME = dict(
     kind='cpu',
     datasets=['mnist'],
@@ -186,7 +186,7 @@ PRESETS |= {
         method_variants={'erm': [{'lr': 0.2}], 'mixup': [{'lr': 0.1}], 'pls': [{'lr': 0.2}]},
         doc='regime study, own learning rates: each method at the best rate of its regime-lr pilot, 15 epochs',
     ),
-    # added after the pilot (notebook 16, dated): one rate above the grid, for the methods whose best sat at its top
+    # added after the pilot (notebook 17, dated): one rate above the grid, for the methods whose best sat at its top
     'regime-lr-edge': dict(
         REGIME,
         methods=['erm', 'pls'],
@@ -199,7 +199,7 @@ PRESETS |= {
 }
 
 # %% ../nbs/library/60_presets.ipynb #b221212e
-# the learning curve (notebook 17): training images -> epochs, about a million images seen per run
+# the learning curve (notebook 18): training images -> epochs, about a million images seen per run
 CURVE_SIZES = {1_000: 1_000, 2_000: 500, 5_000: 200, 10_000: 100, 20_000: 50, 60_000: 15}
 CURVE_SEEDS = range(5)
 # seeds 0-2 at 10,000 and 60,000 are committed already: regime-data and cpu-mnist

@@ -70,7 +70,7 @@ def paper_value(paper, table, model, dataset, method, paper_model=None):
 def _column_cells(r, pp, images):
     """One method's cells in one column: ours, the paper's, the difference, the tests.
     Unlike the paper's tables, nothing is bold: a lowest mean is a ranking, which only
-    both intervals could support (notebook 07)."""
+    both intervals could support (notebook 08)."""
     ours = r['error_mean'] if r else None
     cells = [fmt_error(ours, r and r['error_std'], r and r['seeds'])]
     cells.append(fmt_error(*pp) if pp else '—')

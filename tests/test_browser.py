@@ -155,7 +155,7 @@ def test_teaching_code_fits_the_page_at_1280_pixels(site, browser):
 
 def test_equations_render_and_the_sidebar_follows_the_course(site, browser):
     COURSE = course.COURSE
-    for page in ('01_smoothing.html', '03_head.html'):
+    for page in ('02_smoothing.html', '04_head.html'):
         browser.get(site + page)
         sizes = browser.execute_script(
             "return [...document.querySelectorAll('article math')].map(m => m.getBoundingClientRect().width)"
@@ -180,19 +180,19 @@ def test_equations_render_and_the_sidebar_follows_the_course(site, browser):
     parts = course.COURSE_PART + ('library',)
     assert captions[: len(parts)] == [course.TRACKS[t] for t in parts], captions
     _screenshot(browser, SHOTS / 'home.png')
-    browser.get(site + '03_head.html')
-    _screenshot(browser, SHOTS / '03_head.png')
-    assert (SHOTS / 'home.png').stat().st_size > 10_000 and (SHOTS / '03_head.png').stat().st_size > 50_000
+    browser.get(site + '04_head.html')
+    _screenshot(browser, SHOTS / '04_head.png')
+    assert (SHOTS / 'home.png').stat().st_size > 10_000 and (SHOTS / '04_head.png').stat().st_size > 50_000
 
 
 def test_explorers_in_jupyterlab(browser, tmp_path):
-    "JupyterLab on 127.0.0.1 with a token: run 13_explore, move a slider in the page, and see the figure redrawn."
+    "JupyterLab on 127.0.0.1 with a token: run 14_explore, move a slider in the page, and see the figure redrawn."
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
     from selenium.common.exceptions import TimeoutException
 
-    shutil.copy(ROOT / 'nbs' / '13_explore.ipynb', tmp_path / '13_explore.ipynb')
+    shutil.copy(ROOT / 'nbs' / '14_explore.ipynb', tmp_path / '14_explore.ipynb')
     port, token = _free_port(), 'pls-browser-test'
     env = {
         **os.environ,
@@ -222,7 +222,7 @@ def test_explorers_in_jupyterlab(browser, tmp_path):
         )
     try:
         _wait_http(f'http://127.0.0.1:{port}/api/status?token={token}', timeout=90)
-        browser.get(f'http://127.0.0.1:{port}/lab/tree/13_explore.ipynb?token={token}')
+        browser.get(f'http://127.0.0.1:{port}/lab/tree/14_explore.ipynb?token={token}')
         wait = WebDriverWait(browser, 120)
         wait.until(lambda d: d.execute_script("return document.querySelectorAll('.jp-Notebook .jp-Cell').length") > 5)
         wait.until(

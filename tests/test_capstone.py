@@ -14,7 +14,7 @@ def ns():
     "The capstone's solutions run in their own folder, as the notebook runs (its paths start at nbs/solutions)."
     import os
 
-    nb = nbformat.read(SOLUTIONS / '18_capstone_solutions.ipynb', 4)
+    nb = nbformat.read(SOLUTIONS / '19_capstone_solutions.ipynb', 4)
     here, out = os.getcwd(), {}
     os.chdir(SOLUTIONS)
     try:
@@ -53,13 +53,13 @@ def test_check_3_needs_before_minus_after(ns):
 
 
 def test_every_exercise_of_the_capstone_has_a_check(ns):
-    text = nbformat.read(SOLUTIONS.parent / '18_capstone.ipynb', 4).cells[-1].source
+    text = nbformat.read(SOLUTIONS.parent / '19_capstone.ipynb', 4).cells[-1].source
     count = len(re.findall(r'^\d+\. ', text.split('## Exercises', 1)[1], re.M))
     assert sorted(k for k in ns if k.startswith('check_')) == [f'check_{i}' for i in range(1, count + 1)]
 
 
 def test_the_parameter_counts_the_course_quotes_are_the_networks():
-    "notebooks 16 and 18 quote the small CNN's size; a changed network must change the words."
+    "notebooks 17 and 19 quote the small CNN's size; a changed network must change the words."
     from pls_edu.methods import get_method
     from pls_edu.models import build_model
 
@@ -67,5 +67,5 @@ def test_the_parameter_counts_the_course_quotes_are_the_networks():
         m: sum(p.numel() for p in build_model('small-cnn-g3', 1, 10, get_method(m).head_out(10)).parameters())
         for m in ('erm', 'pls')
     }
-    quoted = f"{count['erm']:,} parameters" in (SOLUTIONS.parent / '16_regime.ipynb').read_text()
-    assert quoted and f"{count['pls']:,} with PLS's head" in (SOLUTIONS.parent / '16_regime.ipynb').read_text()
+    quoted = f"{count['erm']:,} parameters" in (SOLUTIONS.parent / '17_regime.ipynb').read_text()
+    assert quoted and f"{count['pls']:,} with PLS's head" in (SOLUTIONS.parent / '17_regime.ipynb').read_text()

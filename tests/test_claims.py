@@ -1,4 +1,4 @@
-"""No claim beyond the course's own rule (notebook 07): a sentence of the course or the README that puts a ranking
+"""No claim beyond the course's own rule (notebook 08): a sentence of the course or the README that puts a ranking
 word ("best", "ranks", "lower", "better", "beats", "significant", ...) next to a method's name must carry an interval,
 or say that it is within noise, not shown, or not a ranking. Scanned: every course notebook's markdown and rendered
 outputs, and the README."""
@@ -19,13 +19,13 @@ ALLOWED = [
     r'within noise',
     r'not a ranking|is a ranking|not ranked|never ranked|ranks nothing',
     r'not shown|shown (?:lower|higher|better|worse)|by both(?: intervals)?|both intervals',
-    r'\((?:worse|better)\)',  # notebook 16's registered class of a gap, which needs both intervals
+    r'\((?:worse|better)\)',  # notebook 17's registered class of a gap, which needs both intervals
     r'\bpaper\b|paper\'s|claims?\b|Table \d|Fig\. \d',  # what the paper reports, or a claim under test
     r'\bif\b|\bwhether\b|\bwould\b|\bcould\b|\bshould\b|\?|in which',  # a question or a condition
     r'neither|in no\b|no setting|any setting',  # a finding that nothing was shown
     r'best rate|best \d|best,? \d|rate\b.*best|best epoch|--error best|best_error|pilot',  # learning rates, epochs
     r'made-up|a description|one seed|single|describ',
-    r'not worse|itself loses|recovers|inconclusive|verdict',  # the registered labels' definitions (notebook 16)
+    r'not worse|itself loses|recovers|inconclusive|verdict',  # the registered labels' definitions (notebook 17)
     r'intervals lie',
 ]
 OK = re.compile('|'.join(ALLOWED), re.I)

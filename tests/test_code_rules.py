@@ -79,14 +79,14 @@ def test_docstring_code_spans_open_and_close_on_one_line():
 # The teaching modules (exported by the course's notebooks nbs/NN_*.ipynb) import a library ("lab") module (exported by
 # nbs/library/*.ipynb) only where the course says so. What is imported today, each with where the course documents it:
 ALLOWED_LAB_IMPORTS = {
-    # notebook 09 builds the trainer on `TrainConfig`, `patch` and the optimizer and schedule of a recipe, and sends the
+    # notebook 10 builds the trainer on `TrainConfig`, `patch` and the optimizer and schedule of a recipe, and sends the
     # reader to notebook 50 for them ("Notebook 50 is the reference"); `pls_edu.train` re-exports TrainConfig and the
     # recipe tables for the callers that import them from there
     ('train', 'config'),
-    # notebook 09 calls the measurements of notebook 51 after each epoch and at the end of a run (clean training error,
+    # notebook 10 calls the measurements of notebook 51 after each epoch and at the end of a run (clean training error,
     # BatchNorm recalibration, temperatures), naming them as plain functions of notebook 51 in its sections 5 and 9
     ('train', 'diagnostics'),
-    # notebook 09's loop uses the trainer's parts of notebook 75 (loaders, autocast, the NaN guard, pauses, exact
+    # notebook 10's loop uses the trainer's parts of notebook 75 (loaders, autocast, the NaN guard, pauses, exact
     # resumption, the progress and stop callbacks) and links to it where it introduces its tools
     ('train', 'trainparts'),
 }

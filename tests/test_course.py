@@ -17,8 +17,8 @@ NBS = course.NBS
 PARTS = ['method', 'evidence', 'capstone', 'library']
 # the lessons: the method and the main job on digits, each with exercises and solutions
 TEACHING = course.LESSONS
-EVIDENCE = ['15_mnist', '16_regime', '18_capstone']  # the real-MNIST results, with exercises on the committed files
-RULES_ONLY = ['17_curve']  # exercises on the learning curve's registered rules (its runs are still arriving)
+EVIDENCE = ['16_mnist', '17_regime', '19_capstone']  # the real-MNIST results, with exercises on the committed files
+RULES_ONLY = ['18_curve']  # exercises on the learning curve's registered rules (its runs are still arriving)
 IN_COURSE = [n for n, track, _ in course.COURSE if track in course.COURSE_PART]
 
 
@@ -70,6 +70,8 @@ def test_no_notebook_uses_what_a_later_notebook_teaches():
     order = [n for n, *_ in course.COURSE]
     bad = []
     for p in course.notebooks():
+        if p.stem.startswith('00_game'):
+            continue  # the whole game trains with the library as a tool, before any piece of it is taught
         me = order.index(p.stem.removesuffix('_solutions'))
         for c in code_cells(p):
             for m in re.findall(r'(?:from|import) pls_edu\.(\w+)', c.source):
@@ -156,11 +158,11 @@ def test_solutions_assert_something_a_wrong_answer_would_fail():
 
 def test_the_papers_equations_are_written_next_to_their_code():
     want = {
-        '01_smoothing': ['(1)', '(3)', '(4)', '(5)'],
-        '02_midpoints': ['(6)', '(7)', '(8)', '(9)', '(10)'],
-        '03_head': ['(2)', '(11)', '(12)', '(13)', '(14)'],
-        '07_metrics': [r'\mathrm{ECE}'],
-        '08_temperature': [r'\mathrm{softmax}(z / T)'],
+        '02_smoothing': ['(1)', '(3)', '(4)', '(5)'],
+        '03_midpoints': ['(6)', '(7)', '(8)', '(9)', '(10)'],
+        '04_head': ['(2)', '(11)', '(12)', '(13)', '(14)'],
+        '08_metrics': [r'\mathrm{ECE}'],
+        '09_temperature': [r'\mathrm{softmax}(z / T)'],
     }
     for name, marks in want.items():
         for m in marks:
@@ -205,7 +207,7 @@ def test_every_departure_is_in_the_readme_table_and_called_out_where_it_happens(
 
 
 def test_every_notebook_named_anywhere_exists():
-    "A reference such as 09_train in a notebook or the README names a notebook of the course."
+    "A reference such as 10_train in a notebook or the README names a notebook of the course."
     have = {p.stem for p in course.notebooks()} | {p.stem for p in NBS.glob('*.ipynb')}
     texts = {p.name: ' '.join(c.source for c in nbformat.read(p, 4).cells) for p in course.notebooks()}
     texts['README.md'] = (ROOT / 'README.md').read_text()
@@ -216,7 +218,7 @@ def test_every_notebook_named_anywhere_exists():
 
 
 def test_notebook_numbers_in_prose_point_at_the_right_notebook():
-    "'notebook 08' in prose is 08_temperature, and the text near it names what that notebook teaches."
+    "'notebook 09' in prose is 09_temperature, and the text near it names what that notebook teaches."
     names = {n[:2]: n for n, *_ in course.COURSE}
     bad = []
     for p in course.notebooks():
@@ -359,18 +361,18 @@ def test_every_figure_a_notebook_draws_is_shown():
 
 
 def test_what_a_reader_must_see_without_running_anything():
-    assert images('02_midpoints') >= 1
-    assert images('03_head') >= 1
-    assert images('07_metrics') >= 1
-    assert images('09_train') >= 1  # learning curves
-    assert images('11_calibration') >= 4
-    assert images('12_ood') >= 1
-    assert images('14_report') >= 2  # learning curves, winning-softmax histograms
-    widgets = [o for o in outputs('13_explore') if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
+    assert images('03_midpoints') >= 1
+    assert images('04_head') >= 1
+    assert images('08_metrics') >= 1
+    assert images('10_train') >= 1  # learning curves
+    assert images('12_calibration') >= 4
+    assert images('13_ood') >= 1
+    assert images('15_report') >= 2  # learning curves, winning-softmax histograms
+    widgets = [o for o in outputs('14_explore') if 'application/vnd.jupyter.widget-view+json' in o.get('data', {})]
     assert len(widgets) == 3  # each explorer as a widget
-    assert images('13_explore') >= 3  # and as a static picture
+    assert images('14_explore') >= 3  # and as a static picture
     text = ' '.join(
-        ''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', '')) for o in outputs('14_report')
+        ''.join(o.get('text', '')) + ''.join(o.get('data', {}).get('text/plain', '')) for o in outputs('15_report')
     )
     assert 'vs ERM: by seed (95% CI)' in text
     assert 'over test images (95% CI)' in text
@@ -415,11 +417,11 @@ def _tiny_site(src):
     "The site's sources cut to the home page, one lesson and the glossary it links to: a build in seconds."
     course.site_sources(src)
     for p in list(src.rglob('*.ipynb')) + list((src / 'api').glob('*.md')):
-        if p.name not in ('00_data.ipynb', '00_data_solutions.ipynb'):
+        if p.name not in ('01_data.ipynb', '01_data_solutions.ipynb'):
             p.unlink()
     glossary = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# Notation and glossary')])
-    nbformat.write(glossary, src / '18_capstone.ipynb')  # the page every notebook links to
-    pages = '00_data\nsolutions/00_data_solutions\n18_capstone'
+    nbformat.write(glossary, src / '19_capstone.ipynb')  # the page every notebook links to
+    pages = '01_data\nsolutions/01_data_solutions\n19_capstone'
     (src / 'index.md').write_text(f'# pls_edu\n\n```{{toctree}}\n:hidden:\n{pages}\n```\n')
     return src
 
@@ -429,12 +431,12 @@ def test_the_site_build_fails_on_a_broken_link_or_image(tmp_path):
     quiet = dict(log=lambda s: None, write_sources=False)
     src = _tiny_site(tmp_path / 'ok')
     course.build_site(tmp_path / 'site-ok', src, **quiet)
-    assert (tmp_path / 'site-ok' / '00_data.html').exists()
+    assert (tmp_path / 'site-ok' / '01_data.html').exists()
     for i, bad in enumerate(('[the next lesson](99_nowhere.ipynb)', '![a figure](images/nowhere.png)')):
         src = _tiny_site(tmp_path / f'bad{i}')
-        n = nbformat.read(src / '00_data.ipynb', 4)
+        n = nbformat.read(src / '01_data.ipynb', 4)
         n.cells.append(nbformat.v4.new_markdown_cell(f'See {bad}.'))
-        nbformat.write(n, src / '00_data.ipynb')
+        nbformat.write(n, src / '01_data.ipynb')
         with pytest.raises(RuntimeError, match='the site build failed'):
             course.build_site(tmp_path / f'site{i}', src, **quiet)
 

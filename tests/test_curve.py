@@ -1,4 +1,4 @@
-"The learning curve's machinery (notebook 17_curve): nested training sets, scoring every k-th epoch, its rules."
+"The learning curve's machinery (notebook 18_curve): nested training sets, scoring every k-th epoch, its rules."
 
 import re
 import subprocess
@@ -21,7 +21,7 @@ from pls_edu.traincli import train_parser
 from pls_edu.train import TrainConfig, Trainer, train
 
 ROOT = Path(__file__).resolve().parent.parent
-NB = ROOT / 'nbs' / '17_curve.ipynb'
+NB = ROOT / 'nbs' / '18_curve.ipynb'
 MEASURED = ROOT / 'nbs' / 'measured'
 
 
@@ -246,8 +246,8 @@ def test_the_conclusion_reads_its_thresholds_from_the_registered_rules():
 
 
 def _solution_checks():
-    "The namespace of 17_curve_solutions after its import cell and its `check_N` cells."
-    nb = nbformat.read(ROOT / 'nbs' / 'solutions' / '17_curve_solutions.ipynb', 4)
+    "The namespace of 18_curve_solutions after its import cell and its `check_N` cells."
+    nb = nbformat.read(ROOT / 'nbs' / 'solutions' / '18_curve_solutions.ipynb', 4)
     cells = [c.source for c in nb.cells if c.cell_type == 'code']
     ns = {}
     exec(cells[0], ns)

@@ -1,4 +1,4 @@
-"""Every exercise of lessons 00-16 has a check in its solutions, and every check fails on a plausible wrong answer and
+"""Every exercise of lessons 00-17 has a check in its solutions, and every check fails on a plausible wrong answer and
 passes the right one.
 
 The checks are the `def check_N(...)` cells of the solution notebooks (N: the exercise's number); each test runs a
@@ -23,8 +23,8 @@ from pls_edu.train import TrainConfig, train
 
 NBS = Path(__file__).resolve().parent.parent / 'nbs'
 SOLUTIONS = NBS / 'solutions'
-# the lessons whose every exercise has a check here (17_curve and 18_capstone are covered elsewhere)
-LESSONS = [p.stem for p in sorted(NBS.glob('[0-9][0-9]_*.ipynb')) if int(p.stem[:2]) <= 16]
+# the lessons whose every exercise has a check here (18_curve and 19_capstone are covered elsewhere)
+LESSONS = [p.stem for p in sorted(NBS.glob('[0-9][0-9]_*.ipynb')) if int(p.stem[:2]) <= 17]
 
 
 def _code(name):
@@ -74,13 +74,13 @@ def test_every_check_in_the_solutions_has_a_wrong_answer_test():
     for p in sorted(SOLUTIONS.glob('*_solutions.ipynb')):
         name = p.stem.removesuffix('_solutions')
         names = [m for src in _code(name) for m in re.findall(r'^def (check_\d+)\(', src, re.M)]
-        if names and name in LESSONS:  # 17_curve's and 18_capstone's are tested in test_curve.py, test_capstone.py
+        if names and name in LESSONS:  # 18_curve's and 19_capstone's are tested in test_curve.py, test_capstone.py
             found[name] = sorted(names)
         for src in _code(name):  # a check has a cell of its own, which `checks` runs
             if re.search(r'^def check_\d+\(', src, re.M):
                 assert re.match(r'def check_\d+\(', src), (name, src[:60])
     assert found == {k: sorted(v) for k, v in COVERED.items()}
-    assert len(LESSONS) == 17, LESSONS
+    assert len(LESSONS) == 18, LESSONS
     for name in LESSONS:  # one check per exercise, numbered as the exercises are
         numbers = exercises(name)
         assert numbers == list(range(1, len(numbers) + 1)), (name, numbers)
@@ -103,9 +103,9 @@ def fails(check, *args):
 # 00 data
 
 
-@covers('00_data', 'check_1')
+@covers('01_data', 'check_1')
 def test_00_class_counts():
-    ns = checks('00_data')
+    ns = checks('01_data')
     d = ns['load_digits_data']()
     per_class = torch.bincount(torch.cat([d.y_train, d.y_test])).tolist()
     ns['check_1']([round(n / 4) for n in per_class], d)
@@ -113,9 +113,9 @@ def test_00_class_counts():
     fails(ns['check_1'], [n // 4 for n in per_class], d)  # a quarter, rounded down
 
 
-@covers('00_data', 'check_2')
+@covers('01_data', 'check_2')
 def test_00_hypergeometric_sd_and_random_splits():
-    ns = checks('00_data')
+    ns = checks('01_data')
     N, K, n = 1797, 180, 450
     sd = math.sqrt(n * K / N * (1 - K / N) * (N - n) / (N - 1))
     labels = np.r_[np.zeros(K), np.ones(N - K)]
@@ -130,9 +130,9 @@ def test_00_hypergeometric_sd_and_random_splits():
     fails(ns['check_2'], sd, counts[:200])  # too few splits
 
 
-@covers('00_data', 'check_3')
+@covers('01_data', 'check_3')
 def test_00_class_shares_of_each_split():
-    ns = checks('00_data')
+    ns = checks('01_data')
 
     def shares(data, splits=('train', 'test'), norm=True):
         out = {}
@@ -157,9 +157,9 @@ def test_00_class_shares_of_each_split():
 # 01 smoothing
 
 
-@covers('01_smoothing', 'check_1')
+@covers('02_smoothing', 'check_1')
 def test_01_linearity_checked_on_any_distributions():
-    ns = checks('01_smoothing')
+    ns = checks('02_smoothing')
     g = torch.Generator().manual_seed(0)
     q, r = (torch.softmax(torch.randn(16, 10, generator=g, dtype=torch.float64), 1) for _ in range(2))
     ns['check_1'](q, r)
@@ -168,9 +168,9 @@ def test_01_linearity_checked_on_any_distributions():
     fails(ns['check_1'], q.float(), r.float())  # float32
 
 
-@covers('01_smoothing', 'check_2')
+@covers('02_smoothing', 'check_2')
 def test_01_smallest_uls_loss():
-    ns = checks('01_smoothing')
+    ns = checks('02_smoothing')
     q = ns['uls_targets'](torch.tensor([3]), 10, 0.1).double()[0]
     entropy = float(-(q * q.log()).sum())
     ns['check_2'](entropy, q)
@@ -181,9 +181,9 @@ def test_01_smallest_uls_loss():
     fails(ns['check_2'], entropy / math.log(2), q)  # in bits
 
 
-@covers('01_smoothing', 'check_3')
+@covers('02_smoothing', 'check_3')
 def test_01_gradient_wrt_logits():
-    ns = checks('01_smoothing')
+    ns = checks('02_smoothing')
     ns['check_3'](lambda z, q: torch.softmax(z, 1) - q)
     fails(ns['check_3'], lambda z, q: q - torch.softmax(z, 1))  # the sign
     fails(ns['check_3'], lambda z, q: torch.softmax(z, 0) - q)  # softmax over the batch
@@ -193,9 +193,9 @@ def test_01_gradient_wrt_logits():
 # 02 midpoints
 
 
-@covers('02_midpoints', 'check_1')
+@covers('03_midpoints', 'check_1')
 def test_02_self_pairs_of_randperm():
-    ns = checks('02_midpoints')
+    ns = checks('03_midpoints')
     g = torch.Generator().manual_seed(0)
     sizes = (2, 16, 256)
 
@@ -210,9 +210,9 @@ def test_02_self_pairs_of_randperm():
     fails(ns['check_1'], {n: 1.0 for n in sizes}, cyclic, 2000)  # simulated with our derangement
 
 
-@covers('02_midpoints', 'check_2')
+@covers('03_midpoints', 'check_2')
 def test_02_two_cycles_and_uniform_derangements():
-    ns = checks('02_midpoints')
+    ns = checks('03_midpoints')
 
     def two_cycles(p):
         i = torch.arange(len(p))
@@ -234,9 +234,9 @@ def test_02_two_cycles_and_uniform_derangements():
     fails(ns['check_2'], two_cycles, lambda n, generator=None: torch.randperm(n, generator=generator))
 
 
-@covers('02_midpoints', 'check_3')
+@covers('03_midpoints', 'check_3')
 def test_02_moments_of_the_gold_mass():
-    ns = checks('02_midpoints')
+    ns = checks('03_midpoints')
     rng = np.random.default_rng(0)
     lam = np.array([ns['sample_lambda'](1.0, rng) for _ in range(20000)])
     right = {'mixup': (0.5, 1 / 12), 'midpoint': (0.5, 0.0)}
@@ -250,27 +250,27 @@ def test_02_moments_of_the_gold_mass():
 # 03 head
 
 
-@covers('03_head', 'check_1')
+@covers('04_head', 'check_1')
 def test_03_midpoint_bound_is_the_tight_one():
-    ns = checks('03_head')
+    ns = checks('04_head')
     cap = ns['smoothing_cap'](100)
     ns['check_1'](0.25 + cap / 2)
     for wrong in (0.5 + cap / 2, 0.25, 0.3, 0.25 + cap):
         fails(ns['check_1'], wrong)
 
 
-@covers('03_head', 'check_2')
+@covers('04_head', 'check_2')
 def test_03_floor_of_the_gold_target():
-    ns = checks('03_head')
+    ns = checks('04_head')
     floor = 0.5 + 0.5 / (1 + 9 * math.e)
     ns['check_2'](floor)
     for wrong in (0.5, 0.5 + 0.5 / 10, 0.5 + 0.5 * ns['smoothing_cap'](10)):  # u_y = 0; u uniform; the ceiling
         fails(ns['check_2'], wrong)
 
 
-@covers('03_head', 'check_3')
+@covers('04_head', 'check_3')
 def test_03_training_without_labels():
-    ns = checks('03_head')
+    ns = checks('04_head')
 
     def alone(q, u):
         return ns['pls_targets'](q, u, w=1.0)
@@ -283,18 +283,18 @@ def test_03_training_without_labels():
 # 04 methods
 
 
-@covers('04_methods', 'check_1')
+@covers('05_methods', 'check_1')
 def test_04_midpoint_steps_counted_across_epochs():
-    ns = checks('04_methods')
+    ns = checks('05_methods')
     ns['check_1']({'pls': [8, 9, 8], 'pls-no-original': [17, 17, 17]})
     fails(ns['check_1'], {'pls': [8, 8, 8], 'pls-no-original': [17, 17, 17]})  # the count restarted each epoch
     fails(ns['check_1'], {'pls': [9, 8, 9], 'pls-no-original': [17, 17, 17]})  # even steps as midpoints
     fails(ns['check_1'], {'pls': [8, 9, 8], 'pls-no-original': [0, 0, 0]})  # "no original" read as "no midpoint"
 
 
-@covers('04_methods', 'check_2')
+@covers('05_methods', 'check_2')
 def test_04_derivative_of_ud_a():
-    ns = checks('04_methods')
+    ns = checks('05_methods')
 
     def H(q, p):
         return float(-(q * p.log()).sum())
@@ -307,9 +307,9 @@ def test_04_derivative_of_ud_a():
     fails(ns['check_2'], lambda p, q: H(uniform(p), p))  # the smoothing term alone
 
 
-@covers('04_methods', 'check_3')
+@covers('05_methods', 'check_3')
 def test_04_mixup_uls_target():
-    ns = checks('04_methods')
+    ns = checks('05_methods')
 
     def target(gold3, gold5, other):
         t = torch.full((10,), other)
@@ -325,9 +325,9 @@ def test_04_mixup_uls_target():
 # 05 models
 
 
-@covers('05_models', 'check_1')
+@covers('06_models', 'check_1')
 def test_05_parameter_counts():
-    ns = checks('05_models')
+    ns = checks('06_models')
     body = 9 * 1 * 16 + 9 * 16 * 32 + 9 * 32 * 64 + 2 * (16 + 32 + 64)
     right = {n: (body + m * 10 + 10, body + 2 * (m * 10 + 10)) for n, m in (('small-cnn', 64), ('small-cnn-g3', 576))}
     ns['check_1'](right)
@@ -338,17 +338,17 @@ def test_05_parameter_counts():
     fails(ns['check_1'], {n: (a, a + 10 * 10 + 10) for n, (a, b) in right.items()})  # a head from the logits
 
 
-@covers('05_models', 'check_2')
+@covers('06_models', 'check_2')
 def test_05_receptive_field():
-    ns = checks('05_models')
+    ns = checks('06_models')
     ns['check_2'](18)
     fails(ns['check_2'], 7)  # three 3x3 convolutions, the pools forgotten
     fails(ns['check_2'], 28)  # the whole image
 
 
-@covers('05_models', 'check_3')
+@covers('06_models', 'check_3')
 def test_05_plain_shortcut():
-    ns = checks('05_models')
+    ns = checks('06_models')
     PreAct = ns['PreActBlock']
 
     class Plain(PreAct):
@@ -374,17 +374,17 @@ def test_05_plain_shortcut():
 # 06 loaders
 
 
-@covers('06_loaders', 'check_1')
+@covers('07_loaders', 'check_1')
 def test_06_batches_per_epoch(digits):
-    ns = checks('06_loaders')
+    ns = checks('07_loaders')
     ns['check_1'](lambda n, b: n // b + (n % b > 1), digits)
     fails(ns['check_1'], lambda n, b: math.ceil(n / b), digits)  # a last batch of one image kept
     fails(ns['check_1'], lambda n, b: n // b, digits)  # the remainder dropped
 
 
-@covers('06_loaders', 'check_2')
+@covers('07_loaders', 'check_2')
 def test_06_three_shuffled_epochs(digits):
-    ns = checks('06_loaders')
+    ns = checks('07_loaders')
     DeviceLoader = ns['DeviceLoader']
 
     def orders(loaders):
@@ -404,9 +404,9 @@ def test_06_three_shuffled_epochs(digits):
     fails(ns['check_2'], [torch.randint(0, n, (n,), generator=g) for _ in range(3)], n)  # drawn with replacement
 
 
-@covers('06_loaders', 'check_3')
+@covers('07_loaders', 'check_3')
 def test_06_pil_conversions():
-    ns = checks('06_loaders')
+    ns = checks('07_loaders')
     ns['check_3']({'device': 0, 'baseline': 4000}, 4000)
     for wrong in ({'device': 0, 'baseline': 4000 // 64 + 1}, {'device': 4000, 'baseline': 4000}):
         fails(ns['check_3'], wrong, 4000)
@@ -423,17 +423,17 @@ def _ece_equal_mass(probs, labels, n_bins=15):
     return total
 
 
-@covers('07_metrics', 'check_1')
+@covers('08_metrics', 'check_1')
 def test_07_equal_mass_ece():
-    ns = checks('07_metrics')
+    ns = checks('08_metrics')
     ns['check_1'](_ece_equal_mass)
     fails(ns['check_1'], ns['ece'])  # the equal-width ECE under another name
     fails(ns['check_1'], lambda p, y: _ece_equal_mass(p, y, n_bins=10))  # ten bins, not fifteen
 
 
-@covers('07_metrics', 'check_2')
+@covers('08_metrics', 'check_2')
 def test_07_ece_with_one_bin():
-    ns = checks('07_metrics')
+    ns = checks('08_metrics')
 
     def gap(p, y):
         conf, pred = p.double().max(1)
@@ -444,9 +444,9 @@ def test_07_ece_with_one_bin():
     fails(ns['check_2'], lambda p, y: float(gap(p, y).abs().mean()))  # a bin per prediction
 
 
-@covers('07_metrics', 'check_3')
+@covers('08_metrics', 'check_3')
 def test_07_interval_of_three_seeds():
-    ns = checks('07_metrics')
+    ns = checks('08_metrics')
     d = np.array([0.22, 0.0, -0.22])
     half = ns['t'].ppf(0.975, 2) * d.std(ddof=1) / math.sqrt(3)
     ns['check_3'](-half, half, True)
@@ -457,9 +457,9 @@ def test_07_interval_of_three_seeds():
     fails(ns['check_3'], -half, half, False)  # the reading
 
 
-@covers('07_metrics', 'check_4')
+@covers('08_metrics', 'check_4')
 def test_07_mcnemar_by_hand():
-    ns = checks('07_metrics')
+    ns = checks('08_metrics')
     from scipy.stats import binomtest
 
     p = {'shared': binomtest(10, 30, 0.5).pvalue, 'apart': binomtest(50, 110, 0.5).pvalue}
@@ -476,9 +476,9 @@ def test_07_mcnemar_by_hand():
 # 08 temperature
 
 
-@covers('08_temperature', 'check_1')
+@covers('09_temperature', 'check_1')
 def test_08_limits_of_the_winning_softmax():
-    ns = checks('08_temperature')
+    ns = checks('09_temperature')
     ns['check_1'](1.0, 0.1)
     fails(ns['check_1'], 1.0, 0.0)  # "every probability goes to 0"
     fails(ns['check_1'], 0.1, 1.0)  # the two limits swapped
@@ -491,9 +491,9 @@ def _logits(sharp, n=3000, seed=0):
     return z, torch.multinomial((sharp * z).softmax(1), 1, generator=g).squeeze(1)
 
 
-@covers('08_temperature', 'check_2')
+@covers('09_temperature', 'check_2')
 def test_08_temperatures_of_an_under_confident_model():
-    ns = checks('08_temperature')
+    ns = checks('09_temperature')
     z, y = _logits(3.0)  # logits a third of what the labels follow: the right T is 1/3
     by_nll = ns['fit_temperature_lbfgs'](z, y)['T']
     by_ece = ns['fit_temperature_grid'](z, y, objective='ece')['T']
@@ -503,9 +503,9 @@ def test_08_temperatures_of_an_under_confident_model():
     fails(ns['check_2'], by_ece, by_nll, z, y)  # the two swapped
 
 
-@covers('08_temperature', 'check_3')
+@covers('09_temperature', 'check_3')
 def test_08_a_holdout_with_no_best_temperature():
-    ns = checks('08_temperature')
+    ns = checks('09_temperature')
     temps = np.logspace(1, -2, 30)
 
     def nll(z, y):
@@ -527,18 +527,18 @@ def test_08_a_holdout_with_no_best_temperature():
 # 09 train: short runs on digits (1 epoch) stand for the exercises' 20-epoch ones
 
 
-@covers('09_train', 'check_1')
+@covers('10_train', 'check_1')
 def test_09_learning_rate_drops():
-    ns = checks('09_train')
+    ns = checks('10_train')
     ns['check_1']({'reference': [], 'step': [10, 15]})
     fails(ns['check_1'], {'reference': [100, 150], 'step': [10, 15]})  # the paper's epochs, past the run's end
     fails(ns['check_1'], {'reference': [10, 15], 'step': [10, 15]})  # the reference schedule scaled too
     fails(ns['check_1'], {'reference': [], 'step': [11, 16]})  # the first epoch at the lower rate, counted from 1
 
 
-@covers('09_train', 'check_2')
+@covers('10_train', 'check_2')
 def test_09_best_epoch_images():
-    ns = checks('09_train')
+    ns = checks('10_train')
     history = [{'error': e} for e in (5.0, 2.0, 0.89, 1.33, 1.78)]
     ns['check_2'](4, history, 450)
     for wrong in (0, 14, -4):  # nothing; from the first epoch; the wrong sign
@@ -567,9 +567,9 @@ def _pairing_answer(runs):
     return gap, sd, verdict
 
 
-@covers('09_train', 'check_3')
+@covers('10_train', 'check_3')
 def test_09_pairing_runs_and_verdict(digits):
-    ns = checks('09_train')
+    ns = checks('10_train')
     runs = {p: [_pls(digits, pairing=p, seed=s) for s in (0, 1)] for p in ('derangement', 'randperm')}
     ns['check_3'](runs, *_pairing_answer(runs))
     # pairing not passed: the 'randperm' runs are the default's, identical, and their gap of 0 is "within noise"
@@ -607,9 +607,9 @@ def _spied(digits, alternation=None):
     return runs, (calls.call_count, sum(t.step for t in runs))
 
 
-@covers('09_train', 'check_4')
+@covers('10_train', 'check_4')
 def test_09_alternation_runs_and_midpoint_steps(digits):
-    ns = checks('09_train')
+    ns = checks('10_train')
     (strict, s_share), (coin, c_share) = _spied(digits, 'strict'), _spied(digits, 'random')
     ns['check_4']({'strict': s_share, 'random': c_share}, {'strict': strict, 'random': coin})
     # alternation not passed: the 'random' runs are strict ones, exactly half their steps midpoints, within the coin's sd
@@ -622,9 +622,9 @@ def test_09_alternation_runs_and_midpoint_steps(digits):
     fails(ns['check_4'], per_run, {'strict': strict, 'random': coin})
 
 
-@covers('09_train', 'check_5')
+@covers('10_train', 'check_5')
 def test_09_precision_runs(digits):
-    ns = checks('09_train')
+    ns = checks('10_train')
     runs = {p: _pls(digits, precision=p) for p in ('fp32', 'bf16')}
 
     def gaps(rs):
@@ -646,9 +646,9 @@ def fitted(digits):
     return {m: train(TrainConfig(method=m, epochs=5), digits, progress=False) for m in ('erm', 'pls')}
 
 
-@covers('10_conservative', 'check_1')
+@covers('11_conservative', 'check_1')
 def test_10_winning_softmax_near_each_target(fitted):
-    ns = checks('10_conservative')
+    ns = checks('11_conservative')
     winning = {m: ns['mean_winning'](t)[0] for m, t in fitted.items()}
     ns['check_1'](1.0, winning, fitted)
     fails(ns['check_1'], 0.5 + 0.5 * ns['smoothing_cap'](10), winning, fitted)  # PLS's bound expected of ERM too
@@ -659,9 +659,9 @@ def test_10_winning_softmax_near_each_target(fitted):
     fails(ns['check_1'], 1.0, w, untrained)  # a model that has not fitted: far from its target
 
 
-@covers('10_conservative', 'check_2')
+@covers('11_conservative', 'check_2')
 def test_10_bound_and_mean_target_of_pls_w03():
-    ns = checks('10_conservative')
+    ns = checks('11_conservative')
     t = ns['train'](ns['TrainConfig'](method='pls-w0.3', epochs=1), ns['d'], progress=False)
     x, y = t.data.tensors('train')
     with torch.no_grad():
@@ -673,9 +673,9 @@ def test_10_bound_and_mean_target_of_pls_w03():
     fails(ns['check_2'], 0.7 + 0.3 * cap, 0.5 + 0.5 * u_gold, t)  # the target of w = 0.5
 
 
-@covers('10_conservative', 'check_3')
+@covers('11_conservative', 'check_3')
 def test_10_coefficient_started_at_uls_03():
-    ns = checks('10_conservative')
+    ns = checks('11_conservative')
     torch.manual_seed(0)
     model = ns['build_model']('small-cnn', 1, 10, head_out=1)
     with torch.no_grad():
@@ -697,18 +697,18 @@ def test_10_coefficient_started_at_uls_03():
 # 11 calibration
 
 
-@covers('11_calibration', 'check_1')
+@covers('12_calibration', 'check_1')
 def test_11_where_the_two_ece_curves_meet(digits):
-    ns = checks('11_calibration')
+    ns = checks('12_calibration')
     t = train(TrainConfig(method='pls', holdout=0.2, epochs=3), digits, progress=False)
     ns['check_1'](3, t)
     fails(ns['check_1'], 1, t)  # the first epoch
     fails(ns['check_1'], 2, t)  # the last epoch's index, counted from 0
 
 
-@covers('11_calibration', 'check_2')
+@covers('12_calibration', 'check_2')
 def test_11_temperatures_by_nll_and_by_ece():
-    ns = checks('11_calibration')
+    ns = checks('12_calibration')
     z, y = _logits(2.0)
     by_nll = ns['fit_temperature_lbfgs'](z, y)['T']
     by_ece = ns['fit_temperature_grid'](z, y, objective='ece')['T']
@@ -718,9 +718,9 @@ def test_11_temperatures_by_nll_and_by_ece():
     fails(ns['check_2'], 1.0, by_ece, z, y)  # no temperature at all
 
 
-@covers('11_calibration', 'check_3')
+@covers('12_calibration', 'check_3')
 def test_11_predicted_order_of_the_temperatures():
-    ns = checks('11_calibration')
+    ns = checks('12_calibration')
     sharp = {'erm': 1.0, 'uls-0.1': 2.0, 'mixup': 2.0, 'pls': 4.0}  # T near 1/sharp
     holdout = {m: _logits(s, seed=i) for i, (m, s) in enumerate(sharp.items())}
     temps = {m: ns['fit_temperature_lbfgs'](*holdout[m])['T'] for m in holdout}
@@ -738,17 +738,17 @@ def test_11_predicted_order_of_the_temperatures():
 # 12 ood
 
 
-@covers('12_ood', 'check_1')
+@covers('13_ood', 'check_1')
 def test_12_auroc_of_no_and_of_perfect_information():
-    ns = checks('12_ood')
+    ns = checks('13_ood')
     ns['check_1'](0.5, 1.0)
     fails(ns['check_1'], 0.0, 1.0)  # "no information, no area"
     fails(ns['check_1'], 0.5, 0.0)  # the foreign images taken as the positives
 
 
-@covers('12_ood', 'check_2')
+@covers('13_ood', 'check_2')
 def test_12_fpr_at_80_tpr_by_hand():
-    ns = checks('12_ood')
+    ns = checks('13_ood')
     ns['check_2'](1 / 3)
     inside, outside = np.array([0.95, 0.9, 0.85, 0.8, 0.3]), np.array([0.9, 0.5, 0.2])
     fails(ns['check_2'], float((outside >= np.quantile(inside, 0.8)).mean()))  # the 80th percentile as threshold
@@ -756,9 +756,9 @@ def test_12_fpr_at_80_tpr_by_hand():
     fails(ns['check_2'], 0.2)  # 1 - TPR
 
 
-@covers('12_ood', 'check_3')
+@covers('13_ood', 'check_3')
 def test_12_logits_whose_auroc_a_temperature_changes():
-    ns = checks('12_ood')
+    ns = checks('13_ood')
     z_in = torch.tensor([[0.5, 0.0] + [-10.0] * 8])
     z_out = torch.tensor([[2.0] + [0.0] * 9])
     ns['check_3'](z_in, z_out, (1.0, 0.3))
@@ -770,9 +770,9 @@ def test_12_logits_whose_auroc_a_temperature_changes():
 # 13 explore
 
 
-@covers('13_explore', 'check_1')
+@covers('14_explore', 'check_1')
 def test_13_uls_weight():
-    ns = checks('13_explore')
+    ns = checks('14_explore')
     u, K = ns['default_u'](), 10
     q = (ns['one_hot'](torch.tensor([3]), K) + ns['one_hot'](torch.tensor([7]), K)) / 2
     gold = float(ns['pls_targets'](q, u[None], 0.5)[0, 3])
@@ -781,9 +781,9 @@ def test_13_uls_weight():
         fails(ns['check_1'], wrong)
 
 
-@covers('13_explore', 'check_2')
+@covers('14_explore', 'check_2')
 def test_13_same_label_pair():
-    ns = checks('13_explore')
+    ns = checks('14_explore')
     d = ns['digits']
     y = d.y_train
     j = int((y == y[0]).nonzero()[1])
@@ -795,9 +795,9 @@ def test_13_same_label_pair():
     fails(ns['check_2'], 0, j, one / 2, d)  # "a midpoint halves the label"
 
 
-@covers('13_explore', 'check_3')
+@covers('14_explore', 'check_3')
 def test_13_test_ece_temperature():
-    ns = checks('13_explore')
+    ns = checks('14_explore')
     test, holdout = _logits(3.0, seed=1), _logits(3.0, seed=2)
     grid = 10 ** np.arange(-2, 1.3 + 1e-9, 0.02)
     eces = [ns['ece']((test[0].double() / T).softmax(1), test[1]) for T in grid]
@@ -811,18 +811,18 @@ def test_13_test_ece_temperature():
 # 14 report
 
 
-@covers('14_report', 'check_1')
+@covers('15_report', 'check_1')
 def test_14_binomial_standard_error():
-    ns = checks('14_report')
+    ns = checks('15_report')
     ns['check_1'](lambda e, n: 100 * math.sqrt(e * (1 - e) / n))
     fails(ns['check_1'], lambda e, n: 100 * math.sqrt(e / n))  # the (1 - e) left out: 1% off at 2%, 20% at 30%
     fails(ns['check_1'], lambda e, n: math.sqrt(e * (1 - e) * n))  # in images
     fails(ns['check_1'], lambda e, n: math.sqrt(e * (1 - e) / n))  # a fraction, not points
 
 
-@covers('14_report', 'check_2')
+@covers('15_report', 'check_2')
 def test_14_paired_ci_against_scipy():
-    ns = checks('14_report')
+    ns = checks('15_report')
     stats = ns['stats']
     rng = np.random.default_rng(1)
     a = rng.normal(2.0, 0.3, 5)
@@ -832,9 +832,9 @@ def test_14_paired_ci_against_scipy():
     fails(ns['check_2'], tuple(stats.ttest_rel(b, a).confidence_interval(0.95)), a, b)  # b - a
 
 
-@covers('14_report', 'check_3')
+@covers('15_report', 'check_3')
 def test_14_seeds_for_a_narrow_interval():
-    ns = checks('14_report')
+    ns = checks('15_report')
     stats = ns['stats']
     ns['check_3'](12)
     z = next(n for n in range(2, 100) if 1.96 * 0.3 / math.sqrt(n) < 0.2)
@@ -848,9 +848,9 @@ def test_14_seeds_for_a_narrow_interval():
 # 15 mnist and 16 regime: exercises on the evidence, committed summaries checked against what the library makes of them
 
 
-@covers('15_mnist', 'check_1', 'check_2', 'check_3')
+@covers('16_mnist', 'check_1', 'check_2', 'check_3')
 def test_15_row_mcnemar_and_interval_by_hand():
-    ns = checks('15_mnist')
+    ns = checks('16_mnist')
     errs = np.array(list(ns['final_errors'](ns['raw'], 'pls').values()))
     ns['check_1'](errs.mean(), errs.std(ddof=1))
     with pytest.raises(AssertionError):  # the population sd
@@ -880,9 +880,9 @@ def test_15_row_mcnemar_and_interval_by_hand():
         ns['check_3'](d.mean() - unpaired, d.mean() + unpaired)
 
 
-@covers('16_regime', 'check_1', 'check_2', 'check_3')
+@covers('17_regime', 'check_1', 'check_2', 'check_3')
 def test_16_seeds_needed_bn_and_a_reading():
-    ns = checks('16_regime')
+    ns = checks('17_regime')
     stats = ns['stats']
     g = ns['difference'](ns['data'], 'mixup', 'erm')
     sd = (g['by_seed'][1] - g['diff']) * math.sqrt(3) / stats.t.ppf(0.975, 2)
@@ -917,3 +917,34 @@ def test_16_seeds_needed_bn_and_a_reading():
             ns['check_3'](g['by_seed'], wrong)
     with pytest.raises(AssertionError):  # against ERM instead of PLS
         ns['check_3'](ns['difference'](ns['pool'], 'pls_detach', 'erm')['by_seed'], truth)
+
+
+@covers('00_game', 'check_1', 'check_2', 'check_3')
+def test_00_points_confidence_and_a_midpoint_target():
+    ns = checks('00_game')
+    runs = {
+        m: [train(TrainConfig(method=m, seed=s, epochs=2), ns['digits'], progress=False) for s in range(3)]
+        for m in ('erm', 'pls')
+    }
+    n = len(runs['erm'][0].labels)
+    mean = {m: np.mean([t.history[-1]['error'] for t in ts]) for m, ts in runs.items()}
+    gap = abs(mean['erm'] - mean['pls']) * n / 100
+    ns['check_1'](n / 100, gap, runs)
+    fails(ns['check_1'], 100 / n, gap, runs)  # points per image, not images per point
+    fails(ns['check_1'], n / 100, abs(mean['erm'] - mean['pls']), runs)  # the gap left in points
+    share = {
+        m: (torch.cat([t.logits.softmax(1).max(1).values for t in ts]) > 0.9).double().mean().item()
+        for m, ts in runs.items()
+    }
+    ns['check_2'](share, runs)
+    fails(ns['check_2'], {'erm': share['pls'], 'pls': share['erm']}, runs)  # the methods swapped
+    gold = {
+        m: torch.cat([t.logits.softmax(1).gather(1, t.labels[:, None]).squeeze(1) for t in ts])
+        for m, ts in runs.items()
+    }
+    fails(
+        ns['check_2'], {m: (g > 0.9).double().mean().item() for m, g in gold.items()}, runs
+    )  # the true class's probability
+    ns['check_3'](0.3, 0.05)
+    fails(ns['check_3'], 0.55, 0.1)  # q + u without halving
+    fails(ns['check_3'], 0.5, 0.0)  # the midpoint's label alone, the learned half forgotten

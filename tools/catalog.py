@@ -16,41 +16,46 @@ TRACKS = {
 }
 COURSE_PART = ('method', 'evidence', 'capstone')  # read in order, with a previous/next path; the library comes after
 COURSE = [
-    ('00_data', 'method', 'the embedded real datasets, seeded stratified splits, normalization; the checks'),
-    ('01_smoothing', 'method', 'one-hot targets and uniform label smoothing (eq. 1, 3-5), checked against PyTorch'),
-    ('02_midpoints', 'method', 'midpoints of sample pairs (eq. 6-10), two readings of the pairing, Mixup beside it'),
     (
-        '03_head',
+        '00_game',
+        'method',
+        'the whole game: ERM and PLS trained on digits in a minute, their errors and confidence, what the evidence found',
+    ),
+    ('01_data', 'method', 'the embedded real datasets, seeded stratified splits, normalization; the checks'),
+    ('02_smoothing', 'method', 'one-hot targets and uniform label smoothing (eq. 1, 3-5), checked against PyTorch'),
+    ('03_midpoints', 'method', 'midpoints of sample pairs (eq. 6-10), two readings of the pairing, Mixup beside it'),
+    (
+        '04_head',
         'method',
         'the network of eq. 2 with the learned smoothing head (eq. 11-14); why the targets are uncertain',
     ),
-    ('04_methods', 'method', 'every method of Tables 1-4 and Fig. 3 by name; alternation (section 3.4); the readings'),
-    ('05_models', 'method', 'a small CNN, PreAct ResNet-18 and ResNet-50, checked against their layer specification'),
-    ('06_loaders', 'method', 'mini-batches: the DataLoader baseline and the device-resident loader'),
-    ('07_metrics', 'method', 'error, NLL, Brier, winning softmax, ECE; paired intervals, McNemar, the bootstrap'),
-    ('08_temperature', 'method', 'temperature scaling: fits by grid and LBFGS, their failure cases, one T for Fig. 6'),
-    ('09_train', 'method', 'the trainer, built up from a ten-line loop; learning curves; exact repeats'),
+    ('05_methods', 'method', 'every method of Tables 1-4 and Fig. 3 by name; alternation (section 3.4); the readings'),
+    ('06_models', 'method', 'a small CNN, PreAct ResNet-18 and ResNet-50, checked against their layer specification'),
+    ('07_loaders', 'method', 'mini-batches: the DataLoader baseline and the device-resident loader'),
+    ('08_metrics', 'method', 'error, NLL, Brier, winning softmax, ECE; paired intervals, McNemar, the bootstrap'),
+    ('09_temperature', 'method', 'temperature scaling: fits by grid and LBFGS, their failure cases, one T for Fig. 6'),
+    ('10_train', 'method', 'the trainer, built up from a ten-line loop; learning curves; exact repeats'),
     (
-        '10_conservative',
+        '11_conservative',
         'method',
         'what a trained PLS model does: predictions near 0.5-0.6, self-distillation, Table 4',
     ),
-    ('11_calibration', 'method', "reliability, temperature scaling of trained runs, Fig. 6, ERM's own temperature"),
-    ('12_ood', 'method', 'foreign images (Fig. 7), AUROC and FPR at 95% TPR'),
-    ('13_explore', 'method', 'widgets: smoothing weights, any midpoint, a temperature dial'),
-    ('14_report', 'evidence', 'the main job: Table 1 on digits; one aggregation, one formatter; what a table can say'),
-    ('15_mnist', 'evidence', "the paper's MNIST column, Tables 3-4 and Fig. 3 on real MNIST, measured"),
+    ('12_calibration', 'method', "reliability, temperature scaling of trained runs, Fig. 6, ERM's own temperature"),
+    ('13_ood', 'method', 'foreign images (Fig. 7), AUROC and FPR at 95% TPR'),
+    ('14_explore', 'method', 'widgets: smoothing weights, any midpoint, a temperature dial'),
+    ('15_report', 'evidence', 'the main job: Table 1 on digits; one aggregation, one formatter; what a table can say'),
+    ('16_mnist', 'evidence', "the paper's MNIST column, Tables 3-4 and Fig. 3 on real MNIST, measured"),
     (
-        '16_regime',
+        '17_regime',
         'evidence',
         "can a CPU test the paper's claim? a pre-registered regime study on real MNIST, Mixup as control",
     ),
     (
-        '17_curve',
+        '18_curve',
         'evidence',
         'when does mixing pay off? a pre-registered learning curve on real MNIST, 1,000 to 60,000 images, 5 seeds',
     ),
-    ('18_capstone', 'capstone', 'the whole method in one page: equations, code, defaults, and what reproduced'),
+    ('19_capstone', 'capstone', 'the whole method in one page: equations, code, defaults, and what reproduced'),
     ('50_config', 'library', "a run's config: the recipes, every field, the checks, the optimizer and schedule"),
     ('51_diagnostics', 'library', 'clean training error, BatchNorm recalibration, temperatures, target profiles'),
     ('52_files', 'library', 'one atomic write under every file the library writes'),
@@ -83,7 +88,7 @@ COURSE = [
     ),
 ]
 # the lessons: shaped as lessons, with exercises, worked solutions and code that fits the site's width
-LESSONS = [n for n, t, _ in COURSE if t == 'method'] + ['14_report']
+LESSONS = [n for n, t, _ in COURSE if t == 'method'] + ['15_report']
 MODULE_ORDER = [
     'data',
     'smoothing',
@@ -139,7 +144,7 @@ def in_library(name):
 
 
 def rel(name):
-    "Notebook `name`'s path under nbs/, without the suffix: '00_data', 'library/50_config'."
+    "Notebook `name`'s path under nbs/, without the suffix: '01_data', 'library/50_config'."
     return f'library/{name}' if in_library(name) else name
 
 

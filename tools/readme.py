@@ -84,14 +84,14 @@ def _measured(name):
 
 
 def _main_parts():
-    "The main job's README parts, from notebook 14's outputs and its run time."
-    table = next((t for t in _outputs('14_report') if t.startswith('method  ')), '')
-    analysis = next((t for t in _outputs('14_report') if t.startswith('method         runs fitted')), '')
-    findings = next((t for t in _outputs('14_report', 'markdown') if t.startswith('- **Conservative')), '')
+    "The main job's README parts, from notebook 15's outputs and its run time."
+    table = next((t for t in _outputs('15_report') if t.startswith('method  ')), '')
+    analysis = next((t for t in _outputs('15_report') if t.startswith('method         runs fitted')), '')
+    findings = next((t for t in _outputs('15_report', 'markdown') if t.startswith('- **Conservative')), '')
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
-    main_s = times.get('14_report.ipynb')
+    main_s = times.get('15_report.ipynb')
     main_time = (
-        f"the whole of notebook 14, which trains the same 27 runs one after another on one thread, took {main_s} s"
+        f"the whole of notebook 15, which trains the same 27 runs one after another on one thread, took {main_s} s"
         if main_s
         else 'not measured yet'
     )
@@ -104,18 +104,18 @@ def _main_parts():
 
 
 def _mnist_parts():
-    "The real-MNIST README parts, from notebook 15's outputs (the last list of findings is the full one)."
-    if not (NBS / '15_mnist.ipynb').exists():
+    "The real-MNIST README parts, from notebook 16's outputs (the last list of findings is the full one)."
+    if not (NBS / '16_mnist.ipynb').exists():
         return {'mnist-table': '', 'mnist-findings': ''}
-    md = _outputs('15_mnist', 'markdown')
+    md = _outputs('16_mnist', 'markdown')
     mnist = ([''] + [t for t in md if t.startswith('- **Table 1')])[-1]
     table = next((t for t in md if t.startswith('| method | MNIST')), '')
     return {'mnist-table': table.strip(), 'mnist-findings': mnist.strip()}
 
 
 def _curve_part():
-    "The learning curve's README part: notebook 17's rendered conclusion, and its figure once it has drawn one."
-    md = _outputs('17_curve', 'markdown')
+    "The learning curve's README part: notebook 18's rendered conclusion, and its figure once it has drawn one."
+    md = _outputs('18_curve', 'markdown')
     text = next((t for t in md if t.startswith(('Sizes read so far', 'No size has'))), '(not executed yet)')
     drawn = any(t.startswith('![the learning curve]') for t in md)
     return text.strip() + ('\n\n![the learning curve](nbs/images/curve.png)' if drawn else '')
@@ -131,7 +131,7 @@ def readme_sections():
     doc = (ROOT / 'tests' / 'test_faults.py').read_text().split('"""')[1]
     faults = '\n'.join(line for line in doc.splitlines() if line.startswith('|'))
     verdict = next(
-        (t for t in _outputs('16_regime', 'markdown') if t.startswith(('**In plain words', '**Verdict'))),
+        (t for t in _outputs('17_regime', 'markdown') if t.startswith(('**In plain words', '**Verdict'))),
         '(not executed yet)',
     )
     cpus = cross_cpu.markdown() if cross_cpu.OUT.exists() else '(not measured yet: python tools/cross_cpu.py)'

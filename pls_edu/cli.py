@@ -14,7 +14,7 @@ from .preflight import preflight, format_preflight, plan, format_plan, load_timi
 from .presets import PRESETS, check_preset, preset_runs
 from .runs import stop_on_signals
 from .slurm import write_manifest, write_sbatch, load_manifest, task_time, GPU_REQUESTS
-from .spec import RunSpec, RunOptions, ENGINES
+from .spec import RunSpec, RunOptions, ENGINES, add_option
 from .sweep import run_sweep, execute_run, stop_and_forward, format_summary, sweep_status, format_status
 from .sweep import bench_papermill
 from .tables import write_tables, preset_summary, merge_summaries, runs_in_parts
@@ -24,9 +24,13 @@ from .results import run_id
 __all__ = ['parser', 'main', 'run_index']
 
 # %% ../nbs/library/72_cli.ipynb #961beb20
-def _add_narrowing(p):
+def _add_preset(p):
     p.add_argument('preset', metavar='PRESET', help=f"the preset: {', '.join(PRESETS)} (pls-sweep list)")
-    p.add_argument('--out', default=None, help='results folder (default: results/<preset>)')
+
+
+def _add_narrowing(p):
+    _add_preset(p)
+    add_option(p, 'out', default=None, shown='results/<preset>')
     p.add_argument(
         '--datasets',
         nargs='+',
@@ -41,7 +45,7 @@ def _add_narrowing(p):
         help='only these methods of the preset (pls-sweep list and the README list them)',
     )
     p.add_argument('--seeds', nargs='+', type=int, metavar='SEED', help='only these seeds')
-    p.add_argument('--epochs', type=int, help="epochs per run instead of the recipe's")
+    add_option(p, 'epochs', type=int, shown="the preset's")
 
 
 def _narrowing(a):
@@ -65,33 +69,13 @@ def _without_parts(a, runs):
 
 # %% ../nbs/library/72_cli.ipynb #78486335
 def _add_run_options(p):
-    p.add_argument('--data-root', default='data', help='folder holding the datasets (default: data)')
-    p.add_argument('--threads', type=int, default=None, help="CPU threads per run (default: torch's choice)")
-    p.add_argument('--ckpt-every', type=int, default=1, help='checkpoint every N epochs (default: 1)')
-    p.add_argument(
-        '--engine',
-        default='papermill',
-        choices=ENGINES,
-        help='how each run executes: papermill (a notebook per run, kept as run.ipynb), process (a worker '
-        'process per device), direct (in this process) (default: papermill)',
-    )
-    p.add_argument(
-        '--lease-s',
-        type=float,
-        default=None,
-        help='take over runs whose lease is older than this many seconds (default: PLS_LEASE_S or 300)',
-    )
-    p.add_argument(
-        '--native-cpu',
-        action='store_true',
-        help="CPU runs keep the CPU's fastest instructions instead of "
-        "CPU_REPRO_ENV (faster; digits then depend on the CPU)",
-    )
-    p.add_argument(
-        '--eager-cpu',
-        action='store_true',
-        help='CPU runs train eager, as the course does, instead of the fast CPU path (FAST_CPU, notebook 69)',
-    )
+    add_option(p, 'data_root', default='data')
+    add_option(p, 'threads', type=int, default=None)
+    add_option(p, 'ckpt_every', type=int, default=1)
+    add_option(p, 'engine', default='papermill', choices=ENGINES)
+    add_option(p, 'lease_s', type=float, default=None)
+    add_option(p, 'native_cpu', action='store_true')
+    add_option(p, 'fast_cpu', '--eager-cpu', action='store_true', negated=True)
     p.add_argument('--skip-check', action='store_true', help='start without the pre-flight check (experts)')
 
 # %% ../nbs/library/72_cli.ipynb #d7b8b4e7
@@ -114,7 +98,7 @@ def _add_check(sub):
     p = sub.add_parser('check', help='check data, devices and results folder for a preset; start nothing')
     _add_narrowing(p)
     _add_except(p)
-    p.add_argument('--data-root', default='data', help='folder holding the datasets (default: data)')
+    add_option(p, 'data_root', default='data')
     p.add_argument(
         '--devices',
         nargs='+',
@@ -123,16 +107,20 @@ def _add_check(sub):
     )
 
 # %% ../nbs/library/72_cli.ipynb #ee1b7bc6
+def _add_timings(p):
+    p.add_argument(
+        '--timings',
+        help='gpu_timings.json written by pls-gpu-check, for the time estimates (default: PLS_GPU_TIMINGS or '
+        './gpu_timings.json; else fallback figures)',
+    )
+
+
 def _add_plan(sub):
     "The `plan` subcommand."
     p = sub.add_parser('plan', help='runs, epochs and estimated device-hours of a preset')
     _add_narrowing(p)
     _add_except(p)
-    p.add_argument(
-        '--timings',
-        help='gpu_timings.json written by pls-gpu-check (default: PLS_GPU_TIMINGS or '
-        './gpu_timings.json; else fallback figures)',
-    )
+    _add_timings(p)
     p.add_argument(
         '--gpus',
         type=int,
@@ -153,7 +141,7 @@ def _add_run(sub):
         help="default: every CUDA device for GPU presets, cpu for CPU presets; e.g. cuda:0 cuda:1, or cpu cpu",
     )
     _add_run_options(p)
-    p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+    add_option(p, 'progress', '--no-progress', action='store_true', negated=True)
 
 # %% ../nbs/library/72_cli.ipynb #8325af69
 def _add_slurm(sub):
@@ -175,7 +163,7 @@ def _add_slurm(sub):
     p.add_argument(
         '--time', default=None, help='time per task, e.g. 0-06:00:00 (default: from the plan, with a margin)'
     )
-    p.add_argument('--timings', help='gpu_timings.json for the time estimate')
+    _add_timings(p)
     p.add_argument('--max-parallel', type=int, default=16, help='at most this many tasks at once (default: 16)')
     p.add_argument(
         '--signal-s', type=int, default=120, help='send USR1 this many seconds before the time limit (default: 120)'
@@ -188,7 +176,7 @@ def _add_run_index(sub):
     p = sub.add_parser('run-index', help='run one manifest entry (what each array task calls)')
     p.add_argument('manifest', help='the manifest.json written by pls-sweep slurm')
     p.add_argument('index', type=int, help='the entry to run (SLURM_ARRAY_TASK_ID)')
-    p.add_argument('--device', default=None, help='device for the run: cpu, cuda or cuda:N (default: the entry\'s)')
+    add_option(p, 'device', default=None, shown="the entry's")
 
 # %% ../nbs/library/72_cli.ipynb #f99a53bb
 def _add_aggregate(sub):
@@ -203,11 +191,15 @@ def _add_aggregate(sub):
     )
 
 
+def _add_to(p):
+    p.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
+
+
 def _add_summary(sub):
     "The `summary` subcommand."
     p = sub.add_parser('summary', help="write a finished preset's small summary file, to commit (nbs/measured/)")
     _add_narrowing(p)
-    p.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
+    _add_to(p)
     p.add_argument('--runs-at-a-time', type=int, default=None, help='how many runs ran side by side, for the record')
     p.add_argument(
         '--partial',
@@ -219,9 +211,9 @@ def _add_summary(sub):
 def _add_merge(sub):
     "The `merge` subcommand."
     p = sub.add_parser('merge', help="write a preset's summary from its parts, made on any machines")
-    p.add_argument('preset', metavar='PRESET', help=f"the preset: {', '.join(PRESETS)} (pls-sweep list)")
+    _add_preset(p)
     p.add_argument('parts', nargs='+', metavar='PART', help='the part summaries, each run in exactly one')
-    p.add_argument('--to', required=True, help='the summary file to write, e.g. nbs/measured/PRESET.json')
+    _add_to(p)
 
 
 def _add_status(sub):
@@ -229,7 +221,7 @@ def _add_status(sub):
     p = sub.add_parser('status', help='finished, running (where), interrupted, failed (why) and missing runs')
     _add_narrowing(p)
     _add_except(p)
-    p.add_argument('--lease-s', type=float, default=None, help='a lease older than this is not live (default: 300)')
+    add_option(p, 'lease_s', type=float, default=None)
 
 # %% ../nbs/library/72_cli.ipynb #3ac2f6c6
 def parser():

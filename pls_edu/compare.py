@@ -13,13 +13,14 @@ import torch
 from .calibration import calibration_table, calibration_summary, format_calibration
 from .calibration import plot_histograms, plot_reliability, plot_ece_curves
 from .calibration import plot_soft_targets, plot_temperature_bars, winning_softmax
+from .config import RECIPES
 from .files import first_line, save_csv, save_json, save_png, save_text
 from .methods import PAPER_METHODS, ABLATIONS, METHODS, get_method
 from .ood import ood_table, ood_summary, format_ood, ood_scores, plot_ood
 from .presets import preset_runs
 from .report import summary_rows, main_table, findings
 from .results import collect, predictions, run_id
-from .spec import RunOptions
+from .spec import RunOptions, add_option
 from .sweep import run_sweep, format_summary
 
 # %% auto #0
@@ -212,12 +213,7 @@ def compare(
 # %% ../nbs/library/68_compare.ipynb #a577a9e7
 def _add_what(p):
     "The options of what to train: dataset, methods, seeds."
-    p.add_argument(
-        '--dataset',
-        default='digits',
-        choices=list(PRESET_OF),
-        help='embedded dataset: %(choices)s (default: %(default)s)',
-    )
+    add_option(p, 'dataset', default='digits', choices=list(PRESET_OF))
     p.add_argument(
         '--methods',
         nargs='+',
@@ -232,27 +228,18 @@ def _add_what(p):
 # %% ../nbs/library/68_compare.ipynb #f067aaa9
 def _add_how(p):
     "The options of how to run and what to write."
-    p.add_argument('--epochs', type=int, default=None, help='epochs per run (default: the cpu recipe, 20)')
-    p.add_argument('--out', default=None, help='results folder (default: results/<dataset>)')
+    add_option(p, 'epochs', type=int, default=None, shown=f"the cpu recipe's, {RECIPES['cpu']['epochs']}")
+    add_option(p, 'out', default=None, shown='results/<dataset>')
     p.add_argument(
         '--workers', type=int, default=None, help='runs in parallel, one thread each (default: one per CPU core)'
     )
-    p.add_argument(
-        '--holdout',
-        type=float,
-        default=0.2,
-        help='share of the training split held out for temperature scaling (default: %(default)s)',
-    )
-    p.add_argument('--no-progress', action='store_true', help='hide progress bars')
+    add_option(p, 'holdout', type=float, default=0.2)
+    add_option(p, 'progress', '--no-progress', action='store_true', negated=True)
     p.add_argument('--no-analysis', action='store_true', help='skip the calibration and OOD tables and figures')
     p.add_argument(
         '--readme-figure', default=None, metavar='PNG', help='also write a small winning-softmax figure to this path'
     )
-    p.add_argument(
-        '--native-cpu',
-        action='store_true',
-        help="let the workers use the CPU's fastest instructions (faster; the last digits then depend on the CPU)",
-    )
+    add_option(p, 'native_cpu', action='store_true')
     return p
 
 # %% ../nbs/library/68_compare.ipynb #fd9bb917

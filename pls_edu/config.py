@@ -4,7 +4,7 @@
 
 # %% ../nbs/library/50_config.ipynb #1de73cc3
 from __future__ import annotations
-import dataclasses, getpass, math, os, tempfile
+import ast, dataclasses, getpass, inspect, io, math, os, tempfile, textwrap, tokenize
 from dataclasses import dataclass
 
 import torch
@@ -15,7 +15,7 @@ from .models import MODELS
 
 # %% auto #0
 __all__ = ['RECIPES', 'SCHEDULES', 'LOADERS', 'PRECISIONS', 'ALTERNATIONS', 'TS_MODES', 'CHOICES', 'BOUNDS', 'CPU_REPRO_ENV',
-           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'is_scored', 'scored_epochs',
+           'reference_factor', 'step_milestones', 'patch', 'TrainConfig', 'field_docs', 'is_scored', 'scored_epochs',
            'eval_every_for', 'make_sgd', 'make_schedule', 'compile_cache_dir', 'use_compile_cache']
 
 # %% ../nbs/library/50_config.ipynb #5f497e68
@@ -74,48 +74,65 @@ def patch(f):
 class TrainConfig:
     "Everything that defines one training run."
 
-    dataset: str = 'digits'
-    model: str = 'small-cnn'
-    method: str = 'erm'
-    seed: int = 0
+    dataset: str = 'digits'  # the dataset to train and test on
+    model: str = 'small-cnn'  # the network to train
+    method: str = 'erm'  # the training method (the README lists them)
+    seed: int = 0  # the random seed of the run
+    # the recipe that fills in the fields left at None: epochs, batch size, learning rate, momentum, weight decay,
+    # schedule and ts_mode
     recipe: str = 'cpu'
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    momentum: float | None = None
-    weight_decay: float | None = None
-    # 'reference' (paper), 'step' (scaled to the run), 'cosine', 'constant'
+    epochs: int | None = None  # epochs to train
+    batch_size: int | None = None  # training batch size
+    lr: float | None = None  # SGD learning rate
+    momentum: float | None = None  # SGD momentum
+    weight_decay: float | None = None  # SGD weight decay
+    # learning-rate schedule: reference is the paper's code (drops after epochs 100 and 150), step scales those drops
+    # to the run
     schedule: str | None = None
-    # PLS batches: 'strict' (even/odd steps) or 'random' (a coin per step)
+    # how PLS's batches alternate between originals and midpoints (strict: even and odd steps; random: a coin per step)
     alternation: str = 'strict'
-    # midpoint partners: 'derangement' (never itself) or 'randperm'
-    pairing: str = 'derangement'
-    augment: bool = True
-    # fraction of train held out (fixed split) for temperature scaling
-    holdout: float = 0.0
-    # train on a fixed stratified subset of this many training images (None: all)
+    pairing: str = 'derangement'  # how midpoint partners are drawn (derangement: never the sample itself)
+    augment: bool = True  # random crop (and flip) of the training images
+    holdout: float = 0.0  # share of the training split held out (a fixed split) for temperature scaling
+    # train on a fixed stratified subset of this many training images (default: all of them)
     train_subset: int | None = None
-    # score a fixed stratified subset of this many training images, clean,
-    # after every epoch (0: off)
+    # score a fixed stratified subset of this many training images, clean, at every scored epoch (0: none)
     clean_train: int = 0
-    # which temperature-scaled ECE a run reports: 'refit' or 'fixed' (paper)
+    # which temperature-scaled ECE the run reports: with a T refitted at each epoch, or the last epoch's T fixed (the
+    # paper's)
     ts_mode: str | None = None
-    device: str = 'cpu'
-    # 'fp32' or 'bf16' autocast (default: bf16 on CUDA, fp32 elsewhere)
-    precision: str | None = None
-    # default: on for CUDA
+    device: str = 'cpu'  # device: cpu, cuda or cuda:N
+    precision: str | None = None  # training precision, bf16 by autocast (default: bf16 on a GPU, fp32 on a CPU)
+    # channels-last memory layout (default: on for a GPU; on a CPU, on in the command lines' fast CPU path unless
+    # --eager-cpu, else off)
     channels_last: bool | None = None
-    # torch.compile the backbone (mixing stays outside)
-    compile: bool = False
-    # stop the u-path gradient at the backbone features
-    detach_head: bool = False
-    # 'device' (fast path) or 'baseline' (torchvision DataLoader)
+    compile: bool = False  # torch.compile the backbone (mixing stays outside)
+    detach_head: bool = False  # stop the smoothing head's gradient at the backbone's features
+    # data loader: the device-resident loader (device) or the torchvision DataLoader baseline (baseline)
     loader: str = 'device'
-    # DataLoader worker processes (baseline loader only)
-    workers: int = 0
-    eval_batch_size: int = 1000
-    # score every this many epochs and always the last (1: every epoch)
+    workers: int = 0  # DataLoader worker processes (baseline loader only)
+    eval_batch_size: int = 1000  # batch size for evaluation
+    # score the test split (and the clean training subset) every this many epochs and at the last
     eval_every: int = 1
+
+# %% ../nbs/library/50_config.ipynb #7d2a605d
+def field_docs(cls):
+    """Each field of dataclass `cls` (or of the class in source text `cls`) and its help: the comment on the field's
+    line, or else the comment lines right above it (nbdev's docments); None where there is none."""
+    src = textwrap.dedent(cls if isinstance(cls, str) else inspect.getsource(cls))
+    tokens = tokenize.generate_tokens(io.StringIO(src).readline)
+    comments = {t.start[0]: t.string.lstrip('#').strip() for t in tokens if t.type == tokenize.COMMENT}
+    body = next(n for n in ast.parse(src).body if isinstance(n, ast.ClassDef)).body
+    fields = {n.lineno: n.target.id for n in body if isinstance(n, ast.AnnAssign)}
+    docs = {}
+    for line, name in fields.items():
+        above = []
+        k = line - 1
+        while k in comments and k not in fields:
+            above.insert(0, comments[k])
+            k -= 1
+        docs[name] = comments.get(line) or ' '.join(above) or None
+    return docs
 
 # %% ../nbs/library/50_config.ipynb #83f07ec7
 @patch

@@ -4,14 +4,18 @@
 
 # %% ../nbs/library/58_spec.ipynb #24a1735f
 from __future__ import annotations
-from dataclasses import dataclass, asdict, replace
+import functools, re
+from dataclasses import MISSING, dataclass, asdict, fields, replace
 
-from .config import TrainConfig
+from .config import TrainConfig, CHOICES, RECIPES, field_docs
 from .datasets import ALL_DATASETS
 from .files import check_name
+from .methods import METHODS
+from .models import MODELS
 
 # %% auto #0
-__all__ = ['ENGINES', 'OOD_SOURCES', 'FAST_CPU', 'RunSpec', 'RunOptions', 'on_cpu_path']
+__all__ = ['ENGINES', 'OOD_SOURCES', 'OPTION_CHOICES', 'RUN_FIELDS', 'FAST_CPU', 'RunSpec', 'RunOptions', 'run_docs',
+           'option_help', 'add_option', 'on_cpu_path']
 
 # %% ../nbs/library/58_spec.ipynb #46659462
 ENGINES = ('papermill', 'process', 'direct')
@@ -22,8 +26,8 @@ OOD_SOURCES = ['', 'patches'] + ALL_DATASETS
 class RunSpec:
     "One run: what to train (`config`) and the foreign images to score it on (`ood`: '', 'patches' or a dataset)."
 
-    config: TrainConfig
-    ood: str = ''
+    config: TrainConfig  # what to train
+    ood: str = ''  # score the final model on these foreign images (default: none)
 
     def checked(self):
         "Raise a clear error unless the spec's names are valid (they become paths and file names)."
@@ -40,16 +44,24 @@ class RunSpec:
 class RunOptions:
     "Where and how runs execute (not what they train): the same for every run of a sweep."
 
-    out: str = 'results/runs'
-    data_root: str = 'data'
-    download: bool = False
+    out: str = 'results/runs'  # results folder
+    data_root: str = 'data'  # folder holding the datasets
+    download: bool = False  # let torchvision download missing dataset files
     ckpt_every: int = 1  # checkpoint every N epochs (0: only when asked to stop)
-    threads: int | None = None  # CPU threads per run (None: torch's default)
-    lease_s: float | None = None  # take over a run whose lease is older (None: PLS_LEASE_S or 300)
-    progress: bool = False
-    engine: str = 'papermill'  # how the runner executes a run: 'papermill', 'process' or 'direct'
-    native_cpu: bool = False  # worker processes keep the CPU's fastest instructions (no CPU_REPRO_ENV)
-    fast_cpu: bool = False  # CPU runs take the fast path FAST_CPU (the command lines turn it on)
+    threads: int | None = None  # CPU threads per run (default: torch's choice)
+    # a run whose lease was not refreshed for this many seconds is stale: another runner takes it over (default:
+    # PLS_LEASE_S or 300)
+    lease_s: float | None = None
+    progress: bool = False  # a progress bar for each run
+    # how the runner executes a run: a notebook per run, kept as run.ipynb (papermill), a worker process per device
+    # (process) or in this process (direct)
+    engine: str = 'papermill'
+    # worker processes keep the CPU's fastest instructions instead of CPU_REPRO_ENV (faster; the last digits then
+    # depend on the CPU)
+    native_cpu: bool = False
+    # the fast CPU path FAST_CPU (notebook 69; the command lines take it): without it a CPU run trains eager, as the
+    # course does
+    fast_cpu: bool = False
 
     def checked(self):
         "This object, after checking every value; raises naming the bad one and what is allowed."
@@ -62,6 +74,72 @@ class RunOptions:
         if self.lease_s is not None and not self.lease_s > 0:
             raise ValueError(f"lease_s must be a positive number of seconds or None, got {self.lease_s!r}")
         return self
+
+# %% ../nbs/library/58_spec.ipynb #e7a06fd1
+OPTION_CHOICES = {  # the names a run field allows, listed in its help (each list is checked where it lives)
+    **CHOICES,
+    'dataset': ALL_DATASETS,
+    'model': list(MODELS),
+    'method': list(METHODS),
+    'recipe': list(RECIPES),
+    'ood': OOD_SOURCES,
+    'engine': ENGINES,
+}
+
+
+RUN_FIELDS = (TrainConfig, RunSpec, RunOptions)  # the dataclasses whose fields the command lines set
+
+
+@functools.cache
+def run_docs():
+    "Every field of the `RUN_FIELDS` classes with its help: the comment at the field (`field_docs`)."
+    return {k: v for cls in RUN_FIELDS for k, v in field_docs(cls).items()}
+
+# %% ../nbs/library/58_spec.ipynb #8698ad07
+_STATED = re.compile(r'\s*\(default: (.*)\)$')  # what a comment says a default of None means
+
+
+def _default_words(name, default, stated):
+    "The default of field `name`'s option in words: its value, what its comment says None means, or the recipes'."
+    if default not in (None, ''):
+        return default
+    if stated:
+        return stated.group(1)
+    recipe = {k: v[name] for k, v in RECIPES.items() if name in v}
+    if not recipe:
+        why = 'end its comment with what that means, (default: ...)'
+        raise ValueError(f"run field {name!r} defaults to {default!r}: {why}")
+    return 'the recipe: ' + ', '.join(f"{k} {v}" for k, v in recipe.items())
+
+
+def option_help(name, default=MISSING, *, shown=None, choices=None, switch=False, negated=False):
+    """The help of the option that sets run field `name`: the comment at the field, the values it allows (`choices`,
+    else `OPTION_CHOICES`) and its default (`default`, else the field's; `shown` says it in words). A `switch` (a flag
+    that turns the field on) states no default; a `negated` one turns the field off."""
+    if default is MISSING:
+        default = next((f.default for c in RUN_FIELDS for f in fields(c) if f.name == name), None)
+    doc = run_docs().get(name)
+    if not doc:
+        raise ValueError(f"run field {name!r} has no help: write it as a comment at the field")
+    stated = _STATED.search(doc)
+    what = ('without ' if negated else '') + (doc[: stated.start()] if stated else doc)
+    names = [str(c) for c in (choices or OPTION_CHOICES.get(name, ())) if c]
+    if names:
+        what += f"; one of: {', '.join(names)}"
+    if switch or negated:
+        return what
+    return f"{what} (default: {_default_words(name, default, stated) if shown is None else shown})"
+
+
+def add_option(p, name, *flags, shown=None, negated=False, **kw):
+    """Add to argparse parser `p` the option that sets run field `name` (`--name`, or `flags`), with `option_help`'s
+    help; `kw` go to `add_argument`. The option remembers its field (`.field`), for the README's table of options."""
+    flags = flags or ('--' + name.replace('_', '-'),)
+    switch = kw.get('action') == 'store_true'
+    h = option_help(name, kw.get('default'), shown=shown, choices=kw.get('choices'), switch=switch, negated=negated)
+    a = p.add_argument(*flags, help=h.replace('%', '%%'), **kw)
+    a.field = name
+    return a
 
 # %% ../nbs/library/58_spec.ipynb #4a0d268c
 FAST_CPU = {'channels_last': True}  # chosen in notebook 69 from the committed bench (a test checks it)

@@ -6,66 +6,21 @@
 from __future__ import annotations
 import argparse, dataclasses
 
-from .config import TrainConfig, RECIPES, SCHEDULES, LOADERS, PRECISIONS, ALTERNATIONS, TS_MODES
-from .datasets import ALL_DATASETS
+from .config import TrainConfig
 from .files import first_line
 from .lock import describe
-from .methods import METHODS
-from .midpoints import PAIRINGS
-from .models import MODELS
 from .results import run_id, run_dir
 from .runs import run_one, RunInterrupted
-from .spec import RunSpec, RunOptions, OOD_SOURCES
+from .spec import RunSpec, RunOptions, add_option
 
 # %% auto #0
-__all__ = ['FIELD_HELP', 'train_parser', 'train_main']
-
-# %% ../nbs/library/73_traincli.ipynb #52761dd9
-FIELD_HELP = {
-    'dataset': ('the dataset', ALL_DATASETS),
-    'model': ('the network', list(MODELS)),
-    'method': ('the method (the README lists them)', list(METHODS)),
-    'seed': ('the seed', None),
-    'recipe': ('the recipe: epochs, batch, learning rate, momentum, weight decay, schedule', list(RECIPES)),
-    'epochs': ('epochs', None),
-    'batch_size': ('batch size', None),
-    'lr': ('learning rate', None),
-    'momentum': ('SGD momentum', None),
-    'weight_decay': ('weight decay', None),
-    'schedule': ('learning-rate schedule', SCHEDULES),
-    'alternation': ("how PLS's batches alternate between originals and midpoints", ALTERNATIONS),
-    'pairing': ('how midpoint partners are drawn', PAIRINGS),
-    'augment': ('random crop (and flip) of the images', None),
-    'holdout': ('share of the training split held out for temperature scaling', None),
-    'train_subset': ('train on a fixed stratified subset of this many training images', None, 'all of them'),
-    'clean_train': ('score a fixed stratified subset of this many training images, clean, after each epoch', None),
-    'ts_mode': ('which temperature-scaled ECE the run reports', TS_MODES),
-    'device': ('device: cpu, cuda or cuda:N', None),
-    'precision': ('training precision', PRECISIONS, 'bf16 on a GPU, fp32 on a CPU'),
-    'channels_last': ('channels-last memory layout', None, 'on for a GPU; on a CPU, on unless --eager-cpu'),
-    'compile': ('torch.compile the backbone', None),
-    'detach_head': ("stop the smoothing head's gradient at the backbone's features", None),
-    'loader': ('data loader: the device-resident loader or the torchvision DataLoader baseline', LOADERS),
-    'workers': ('DataLoader worker processes (baseline loader only)', None),
-    'eval_batch_size': ('batch size for evaluation', None),
-    'eval_every': ('score the test split (and the clean training subset) every this many epochs and at the last', None),
-}
+__all__ = ['train_parser', 'train_main']
 
 # %% ../nbs/library/73_traincli.ipynb #4ed43bba
 def _cli_type(f):
+    "The type of `TrainConfig` field `f`'s option: int, float or str (a bool is a switch)."
     ann = str(f.type)
     return int if ann.startswith('int') else float if ann.startswith('float') else str
-
-
-def _field_help(f):
-    what, choices, *auto = FIELD_HELP[f.name]
-    extra = f"; one of: {', '.join(choices)}" if choices else ''
-    if f.default is None:
-        recipe = {k: v[f.name] for k, v in RECIPES.items() if f.name in v}
-        default = ('the recipe: ' + ', '.join(f"{k} {v}" for k, v in recipe.items())) if recipe else auto[0]
-    else:
-        default = f.default
-    return f"{what}{extra} (default: {default})"
 
 # %% ../nbs/library/73_traincli.ipynb #8fa0b1f5
 def train_parser():
@@ -76,35 +31,19 @@ def train_parser():
         'finished, resumed from its checkpoint when interrupted.',
     )
     for f in dataclasses.fields(TrainConfig):
-        flag = '--' + f.name.replace('_', '-')
         if str(f.type).startswith('bool'):
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default, help=_field_help(f))
+            add_option(p, f.name, action=argparse.BooleanOptionalAction, default=f.default)
         else:
-            p.add_argument(flag, type=_cli_type(f), default=f.default, help=_field_help(f), metavar=f.name.upper())
-    p.add_argument(
-        '--ood',
-        default='',
-        help=f"score the final model on these foreign images: {', '.join(s for s in OOD_SOURCES if s)} (default: none)",
-    )
-    p.add_argument('--out', default='results/runs', help='results folder (default: results/runs)')
-    p.add_argument('--data-root', default='data', help='folder holding the datasets (default: data)')
-    p.add_argument('--download', action='store_true', help='let torchvision download missing dataset files')
-    p.add_argument('--threads', type=int, default=None, help="CPU threads for the run (default: torch's choice)")
-    p.add_argument(
-        '--eager-cpu',
-        action='store_true',
-        help='on a CPU, train eager as the course does instead of the fast CPU path (FAST_CPU, notebook 69)',
-    )
-    p.add_argument(
-        '--ckpt-every', type=int, default=0, help='checkpoint every N epochs (0, the default: only when asked to stop)'
-    )
-    p.add_argument(
-        '--lease-s',
-        type=float,
-        default=None,
-        help='take over a run whose lease is older than this many seconds (default: PLS_LEASE_S or 300)',
-    )
-    p.add_argument('--no-progress', action='store_true', help='hide the progress bar')
+            add_option(p, f.name, type=_cli_type(f), default=f.default, metavar=f.name.upper())
+    add_option(p, 'ood', default='')
+    add_option(p, 'out', default='results/runs')
+    add_option(p, 'data_root', default='data')
+    add_option(p, 'download', action='store_true')
+    add_option(p, 'threads', type=int, default=None)
+    add_option(p, 'fast_cpu', '--eager-cpu', action='store_true', negated=True)
+    add_option(p, 'ckpt_every', type=int, default=0)
+    add_option(p, 'lease_s', type=float, default=None)
+    add_option(p, 'progress', '--no-progress', action='store_true', negated=True)
     return p
 
 # %% ../nbs/library/73_traincli.ipynb #c7943ef1

@@ -2,7 +2,7 @@
 the sources, and every section rendered from what the notebooks printed, the tests state and the measured files."""
 
 from __future__ import annotations
-import ast, json, re
+import argparse, ast, html, json, re
 
 import nbformat
 
@@ -121,6 +121,49 @@ def _curve_part():
     return text.strip() + ('\n\n![the learning curve](nbs/images/curve.png)' if drawn else '')
 
 
+def option_parsers():
+    "Every parser of the three run commands: (command, subcommand or '', parser)."
+    from pls_edu import cli, compare, traincli
+
+    subs = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    return [
+        ('pls-train', '', traincli.train_parser()),
+        *(('pls-sweep', n, q) for n, q in subs.items()),
+        ('pls-compare', '', compare.parser()),
+    ]
+
+
+def options_markdown():
+    """The README's table of run options: each run field a command line sets, its help (the comment at the field, and
+    its allowed values) and, for each command, its option with that option's default."""
+    from pls_edu.spec import option_help, run_docs
+
+    found = {}  # field -> command -> (option, default) -> subcommands
+    for cmd, sub, q in option_parsers():
+        for a in q._actions:
+            if hasattr(a, 'field'):
+                stated = re.search(r'\(default: (.*)\)$', a.help.replace('%%', '%'))
+                off = a.help.replace('%%', '%') == option_help(a.field, negated=True)  # the option turns it off
+                opts = ' / '.join(f'`{o}`' for o in a.option_strings) + (' (turns it off)' if off else '')
+                key = (opts, stated and stated.group(1))
+                found.setdefault(a.field, {}).setdefault(cmd, {}).setdefault(key, []).append(sub)
+
+    def cell(by):
+        out = []
+        for (opt, default), subs in by.items():
+            where = f" ({', '.join(subs)})" if any(subs) else ''
+            out.append(opt + (f', default {html.escape(default, quote=False)}' if default else '') + where)
+        return '; '.join(out)
+
+    cmds = ('pls-train', 'pls-sweep', 'pls-compare')
+    lines = ['| field | what it sets | ' + ' | '.join(cmds) + ' |', '|---|---|---|---|---|']
+    for name in run_docs():
+        if name in found:
+            what = html.escape(option_help(name, switch=True), quote=False)
+            lines.append(f"| `{name}` | {what} | " + ' | '.join(cell(found[name].get(c, {})) for c in cmds) + ' |')
+    return '\n'.join(lines)
+
+
 def readme_sections():
     "The generated parts of the README, by marker name."
     from pls_edu.bench import report
@@ -148,6 +191,7 @@ def readme_sections():
         'faults': faults,
         'architecture': architecture_markdown(),
         'bench': bench_text,
+        'options': options_markdown(),
     }
 
 

@@ -59,7 +59,7 @@ class RunOptions:
     # worker processes keep the CPU's fastest instructions instead of CPU_REPRO_ENV (faster; the last digits then
     # depend on the CPU)
     native_cpu: bool = False
-    # the fast CPU path FAST_CPU (notebook 69; the command lines take it): without it a CPU run trains eager, as the
+    # the fast CPU path FAST_CPU (notebook 70; the command lines take it): without it a CPU run trains eager, as the
     # course does
     fast_cpu: bool = False
 
@@ -142,7 +142,7 @@ def add_option(p, name, *flags, shown=None, negated=False, **kw):
     return a
 
 # %% ../nbs/library/58_spec.ipynb #4a0d268c
-FAST_CPU = {'channels_last': True}  # chosen in notebook 69 from the committed bench (a test checks it)
+FAST_CPU = {'channels_last': True}  # chosen in notebook 70 from the committed bench (a test checks it)
 
 
 def on_cpu_path(cfg, *, fast=True):

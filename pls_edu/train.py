@@ -277,7 +277,7 @@ def final_metrics(self: Trainer):
 
 @patch
 def state_dict(self: Trainer):
-    "Everything needed to continue this run exactly (notebook 75)."
+    "Everything needed to continue this run exactly (notebook 76)."
     return parts.state_dict(self)
 
 

@@ -86,7 +86,7 @@ ALLOWED_LAB_IMPORTS = {
     # notebook 10 calls the measurements of notebook 51 after each epoch and at the end of a run (clean training error,
     # BatchNorm recalibration, temperatures), naming them as plain functions of notebook 51 in its sections 5 and 9
     ('train', 'diagnostics'),
-    # notebook 10's loop uses the trainer's parts of notebook 75 (loaders, autocast, the NaN guard, pauses, exact
+    # notebook 10's loop uses the trainer's parts of notebook 76 (loaders, autocast, the NaN guard, pauses, exact
     # resumption, the progress and stop callbacks) and links to it where it introduces its tools
     ('train', 'trainparts'),
 }

@@ -19,7 +19,7 @@ import nbformat
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the other tools
 
-from catalog import (  # noqa: F401  (the course's names, re-exported for the tests and notebook 74)
+from catalog import (  # noqa: F401  (the course's names, re-exported for the tests and notebook 75)
     COURSE,
     COURSE_PART,
     FINGERPRINT,

@@ -172,7 +172,7 @@ def format_calibration(summary):
 # %% ../nbs/12_calibration.ipynb #5c3cd85c
 TS_STYLE = {
     'refit': ('--', 'T refit each epoch'),
-    'fixed': (':', 'one T for all epochs (paper)'),
+    'fixed': (':', 'one T for all epochs (our reading of the paper)'),
 }
 
 

@@ -98,8 +98,8 @@ class TrainConfig:
     train_subset: int | None = None
     # score a fixed stratified subset of this many training images, clean, at every scored epoch (0: none)
     clean_train: int = 0
-    # which temperature-scaled ECE the run reports: with a T refitted at each epoch, or the last epoch's T fixed (the
-    # paper's)
+    # which temperature-scaled ECE the run reports: with a T refitted at each epoch, or the last epoch's T fixed (our
+    # reading of the paper's Fig. 6)
     ts_mode: str | None = None
     device: str = 'cpu'  # device: cpu, cuda or cuda:N
     precision: str | None = None  # training precision, bf16 by autocast (default: bf16 on a GPU, fp32 on a CPU)

@@ -156,8 +156,8 @@ MODELS = {
 
 
 def build_model(name, in_channels, num_classes, head_out=None, *, detach=False):
-    """A `PLSNet` around backbone `name` ('small-cnn', 'preact-resnet18' or
-    'resnet50')."""
+    """A `PLSNet` around the backbone `MODELS` names `name` (a small CNN, its
+    3x3-grid and wide versions, PreAct ResNet-18 or ResNet-50)."""
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {list(MODELS)}")
     body = MODELS[name](in_channels)

@@ -421,7 +421,9 @@ def _tiny_site(src):
             p.unlink()
     glossary = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# Notation and glossary')])
     nbformat.write(glossary, src / '19_capstone.ipynb')  # the page every notebook links to
-    pages = '01_data\nsolutions/01_data_solutions\n19_capstone'
+    game = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# The whole game')])
+    nbformat.write(game, src / '00_game.ipynb')  # the lesson before the data lesson, which links to it
+    pages = '00_game\n01_data\nsolutions/01_data_solutions\n19_capstone'
     (src / 'index.md').write_text(f'# pls_edu\n\n```{{toctree}}\n:hidden:\n{pages}\n```\n')
     return src
 

@@ -25,7 +25,8 @@ from .spec import RunOptions, add_option
 from .sweep import run_sweep, format_summary
 
 # %% auto #0
-__all__ = ['GROUPS', 'PRESET_OF', 'FOUR', 'expand_methods', 'plan_runs', 'analyse', 'compare', 'parser', 'readme_figure', 'main']
+__all__ = ['GROUPS', 'PRESET_OF', 'FIGURE_METHODS', 'expand_methods', 'plan_runs', 'analyse', 'compare', 'parser',
+           'readme_figure', 'main']
 
 # %% ../nbs/library/69_compare.ipynb #bc861d3e
 GROUPS = {'paper': PAPER_METHODS, 'ablations': ABLATIONS, 'all': list(METHODS)}
@@ -57,7 +58,7 @@ def plan_runs(dataset='digits', methods=('paper',), seeds=(0, 1, 2), epochs=None
     )
 
 # %% ../nbs/library/69_compare.ipynb #ba860563
-FOUR = ('erm', 'uls-0.1', 'mixup', 'pls')  # the methods a crowded figure keeps
+FIGURE_METHODS = ('erm', 'uls-0.1', 'mixup', 'pls')  # the methods a crowded figure keeps
 
 
 def _fig_confidence(out, by):
@@ -91,7 +92,7 @@ def _fig_calibration(out, results, by, cal_sum):
     for r in results:
         histories.setdefault(r['config']['method'], []).append(r['history'])
     fig, ax = plt.subplots(figsize=(5.5, 3.4))
-    plot_ece_curves(histories, [m for m in FOUR if m in by] or list(by), ax=ax)
+    plot_ece_curves(histories, [m for m in FIGURE_METHODS if m in by] or list(by), ax=ax)
     fig.tight_layout()
     save_png(fig, out / 'ece_per_epoch.png')
 
@@ -117,7 +118,7 @@ def _fig_ood(out, by):
     import matplotlib.pyplot as plt
 
     first = {m: rs[0] for m, rs in by.items() if rs[0]['ood'] is not None}
-    keep = {m: r for m, r in first.items() if m in FOUR} or first
+    keep = {m: r for m, r in first.items() if m in FIGURE_METHODS} or first
     pick = {m: ood_scores(r['test'][0], r['ood'], r.get('T')) for m, r in keep.items()}
     if pick:
         fig, axs = plt.subplots(1, 2, figsize=(10, 3.4))

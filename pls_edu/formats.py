@@ -8,10 +8,11 @@ from __future__ import annotations
 from .report import METRICS
 
 # %% auto #0
-__all__ = ['MAIN_HEAD', 'fmt_error', 'fmt_ci', 'fmt_p', 'format_grid', 'fmt_vs_ref', 'fmt_boot', 'main_table', 'findings']
+__all__ = ['MAIN_HEAD', 'format_error', 'format_ci', 'format_p', 'format_grid', 'format_vs_ref', 'format_boot', 'main_table',
+           'findings']
 
 # %% ../nbs/library/64_formats.ipynb #0ae2b281
-def fmt_error(mean, std=None, n=None):
+def format_error(mean, std=None, n=None):
     "`mean ± std` (and `(n)` seeds when given); `missing` for no runs."
     if mean is None:
         return 'missing'
@@ -19,7 +20,7 @@ def fmt_error(mean, std=None, n=None):
     return s
 
 
-def fmt_ci(diff, lo, hi, significant):
+def format_ci(diff, lo, hi, significant):
     "`+d [lo, hi]`, starred when the interval excludes 0; `—` when there is none."
     if diff is None:
         return '—'
@@ -32,7 +33,7 @@ def _edge(v):
     return f"{v:+.2f}" if abs(v) >= 0.005 or v == 0 else f"{v:+.3f}"
 
 
-def fmt_p(p):
+def format_p(p):
     """A p-value with two significant digits, starred below 0.05; `—` when there is
     none."""
     if p is None:
@@ -66,21 +67,21 @@ MAIN_HEAD = (
 )
 
 
-def fmt_vs_ref(r):
+def format_vs_ref(r):
     "A row's interval by seed against the reference, formatted."
-    return fmt_ci(r['vs_ref'], r['vs_ref_lo'], r['vs_ref_hi'], r['vs_ref_significant'])
+    return format_ci(r['vs_ref'], r['vs_ref_lo'], r['vs_ref_hi'], r['vs_ref_significant'])
 
 
-def fmt_boot(r):
+def format_boot(r):
     "A row's bootstrap interval over test images, formatted."
-    return fmt_ci(r['boot_diff'], r['boot_lo'], r['boot_hi'], r['boot_significant'])
+    return format_ci(r['boot_diff'], r['boot_lo'], r['boot_hi'], r['boot_significant'])
 
 # %% ../nbs/library/64_formats.ipynb #b4628413
 def _main_cells(r):
     """One row of the main table. No row is marked best: the lowest mean is a
     ranking, which only both intervals could support (notebook 08)."""
-    e = fmt_error(r['error_mean'], r['error_std'])
-    tests = [fmt_vs_ref(r), fmt_boot(r), fmt_p(r['mcnemar_p'])]
+    e = format_error(r['error_mean'], r['error_std'])
+    tests = [format_vs_ref(r), format_boot(r), format_p(r['mcnemar_p'])]
     return [r['method'], str(r['seeds']), e, *tests] + [f"{r[k]:.3f}" for k in METRICS]
 
 

@@ -13,19 +13,19 @@ from .config import eval_every_for
 from .train import TrainConfig
 
 # %% auto #0
-__all__ = ['R18', 'R50', 'TABLE3', 'FIG3', 'FIG3_BUT_PLS', 'PRESETS', 'REGIME', 'CURVE_SIZES', 'CURVE_SEEDS', 'CURVE_COMMITTED',
-           'check_preset', 'preset_runs', 'layout']
+__all__ = ['PREACT_RESNET18', 'RESNET50', 'TABLE3', 'FIG3', 'FIG3_OTHER_FACTORS', 'PRESETS', 'REGIME', 'CURVE_SIZES',
+           'CURVE_SEEDS', 'CURVE_COMMITTED', 'check_preset', 'preset_runs', 'layout']
 
 # %% ../nbs/library/60_presets.ipynb #c426565a
-R18, R50 = 'preact-resnet18', 'resnet50'
+PREACT_RESNET18, RESNET50 = 'preact-resnet18', 'resnet50'
 TABLE3 = ['pls', 'pls-no-learned', 'pls-no-original', 'pls-ud-0.1', 'pls-ud-0.2', 'pls-ud-0.3']
 FIG3 = [f'pls-w{i / 10}' for i in range(1, 10)]
-FIG3_BUT_PLS = [m for m in FIG3 if m != 'pls-w0.5']
+FIG3_OTHER_FACTORS = [m for m in FIG3 if m != 'pls-w0.5']
 PRESETS = {
     'table1': dict(
         kind='gpu',
         datasets=PAPER_DATASETS,
-        models=[R18],
+        models=[PREACT_RESNET18],
         methods=PAPER_METHODS,
         seeds=range(5),
         recipe='paper',
@@ -34,7 +34,7 @@ PRESETS = {
     'table2': dict(
         kind='gpu',
         datasets=PAPER_DATASETS,
-        models=[R50],
+        models=[RESNET50],
         methods=PAPER_METHODS,
         seeds=range(5),
         recipe='paper',
@@ -43,7 +43,7 @@ PRESETS = {
     'table3': dict(
         kind='gpu',
         datasets=['cifar100'],
-        models=[R18, R50],
+        models=[PREACT_RESNET18, RESNET50],
         methods=TABLE3,
         seeds=range(5),
         recipe='paper',
@@ -52,7 +52,7 @@ PRESETS = {
     'table4': dict(
         kind='gpu',
         datasets=['cifar10', 'cifar100'],
-        models=[R18, R50],
+        models=[PREACT_RESNET18, RESNET50],
         methods=['pls-coeff', 'pls'],
         seeds=range(5),
         recipe='paper',
@@ -61,7 +61,7 @@ PRESETS = {
     'fig3': dict(
         kind='gpu',
         datasets=['cifar100'],
-        models=[R18],
+        models=[PREACT_RESNET18],
         methods=FIG3,
         seeds=range(3),
         recipe='paper',
@@ -70,7 +70,7 @@ PRESETS = {
     'analysis': dict(
         kind='gpu',
         datasets=['cifar10', 'cifar100'],
-        models=[R18, R50],
+        models=[PREACT_RESNET18, RESNET50],
         methods=['erm', 'uls-0.1', 'mixup', 'pls'],
         seeds=range(1),
         recipe='paper',
@@ -128,7 +128,7 @@ PRESETS |= {
         kind='cpu',
         datasets=['mnist'],
         models=['small-cnn-g3'],
-        methods=TABLE3 + ['pls-coeff'] + FIG3_BUT_PLS,
+        methods=TABLE3 + ['pls-coeff'] + FIG3_OTHER_FACTORS,
         seeds=range(3),
         method_seeds={m: range(1) for m in FIG3},
         recipe='cpu',
@@ -305,5 +305,5 @@ def layout(name):
     methods = list(dict.fromkeys('_'.join([r.config.method] + variant_tags(r.config)) for r in preset_runs(name)))
     if ref == 'pls' and 'pls' not in methods:
         methods = ['pls'] + methods
-    paper_model = None if p['kind'] == 'gpu' else R18
+    paper_model = None if p['kind'] == 'gpu' else PREACT_RESNET18
     return {'methods': methods, 'columns': cols, 'ref': ref, 'table': table, 'paper_model': paper_model}

@@ -12,13 +12,13 @@ from pathlib import Path
 from .files import save_csv, save_json, save_png, save_text
 from .presets import CURVE_COMMITTED, CURVE_SIZES, PRESETS, preset_runs, layout
 import pls_edu
-from .formats import fmt_boot, fmt_error, fmt_vs_ref, format_grid
+from .formats import format_boot, format_error, format_vs_ref, format_grid
 from .report import summary_rows
 from .results import RESULT, collect, read_summary, run_id, write_summary
 from .runs import run_identity
 
 # %% auto #0
-__all__ = ['NAMES', 'ERRORS', 'SETTING_KEYS', 'CURVE_APART', 'paper_results', 'paper_value', 'paper_table', 'plot_fig3',
+__all__ = ['NAMES', 'ERROR_KINDS', 'SETTING_KEYS', 'CURVE_APART', 'paper_results', 'paper_value', 'paper_table', 'plot_fig3',
            'preset_results', 'aggregate', 'table_header', 'write_tables', 'preset_summary', 'runs_in_parts',
            'merge_summaries', 'curve_runs']
 
@@ -73,12 +73,12 @@ def _column_cells(r, pp, images):
     Unlike the paper's tables, nothing is bold: a lowest mean is a ranking, which only
     both intervals could support (notebook 08)."""
     ours = r['error_mean'] if r else None
-    cells = [fmt_error(ours, r and r['error_std'], r and r['seeds'])]
-    cells.append(fmt_error(*pp) if pp else '—')
+    cells = [format_error(ours, r and r['error_std'], r and r['seeds'])]
+    cells.append(format_error(*pp) if pp else '—')
     cells.append(f"{ours - pp[0]:+.2f}" if (r and pp) else '—')
-    cells.append(fmt_vs_ref(r) if r else '—')
+    cells.append(format_vs_ref(r) if r else '—')
     if images:
-        cells.append(fmt_boot(r) if r else '—')
+        cells.append(format_boot(r) if r else '—')
     return cells
 
 # %% ../nbs/library/65_tables.ipynb #1c0934ee
@@ -144,14 +144,14 @@ def plot_fig3(rows, ax=None, *, paper_point=True, label='ours'):
     return ax
 
 # %% ../nbs/library/65_tables.ipynb #2a94694d
-ERRORS = ('final', 'best')
+ERROR_KINDS = ('final', 'best')
 SETTING_KEYS = ('precision', 'schedule', 'alternation', 'ts_mode', 'device')  # shown above each table
 
 
 def preset_results(name, out, error='final', **narrow):
     "The intact finished results of preset `name`'s runs under `out` (with predictions), damaged files met, settings."
-    if error not in ERRORS:
-        raise ValueError(f"unknown error {error!r}; choose one of {list(ERRORS)}")
+    if error not in ERROR_KINDS:
+        raise ValueError(f"unknown error {error!r}; choose one of {list(ERROR_KINDS)}")
     want = {run_id(s.config): run_identity(s.config) for s in preset_runs(name, **narrow)}
     damaged = []
     res = collect(

@@ -104,7 +104,7 @@ def _screenshot(driver, path):
 
 
 def _course_pages():
-    pages = ['index.html'] + [f'{n}.html' for n, *_ in course.COURSE]
+    pages = ['index.html'] + [f'{course.rel(n)}.html' for n, *_ in course.COURSE]
     pages += [f'solutions/{n}_solutions.html' for n, *_ in course.COURSE if course.solutions(n)]
     return pages + ['api/index.html'] + [f'api/{m}.html' for m in course.MODULE_ORDER]
 

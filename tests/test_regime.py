@@ -21,7 +21,7 @@ from pls_edu.diagnostics import recalibrate_bn
 from pls_edu.train import TrainConfig, Trainer
 
 ROOT = Path(__file__).resolve().parent.parent
-NB = ROOT / 'nbs' / '16_regime.ipynb'
+NB = ROOT / 'nbs' / '17_regime.ipynb'
 
 
 def test_train_subset_is_stratified_fixed_and_the_same_for_every_method(digits):
@@ -150,6 +150,7 @@ def test_the_rules_were_committed_before_any_result_of_the_study():
         '## Pre-registration',
         '--',
         'nbs/16_regime.ipynb',
+        'nbs/17_regime.ipynb',
         'nbs/34_regime.ipynb',
     ).split()
     assert first, 'no commit added the pre-registration'

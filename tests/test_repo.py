@@ -54,7 +54,7 @@ def test_readme_starts_with_the_two_commands_and_ci_runs_the_test_one():
         'venv/bin/pls-sweep run cpu-tiny',
         'tools/course.py check',
         'tools/course.py site',
-        '-m pytest -q -ra tests',
+        '-m pytest -q -ra -n 2 --dist loadfile',
     )
     for step in steps:
         assert step in ci, step

@@ -21,7 +21,7 @@ from .presets import preset_runs
 from .formats import findings, main_table
 from .report import summary_rows
 from .results import collect, predictions, run_id
-from .spec import RunOptions, add_option
+from .runspec import RunOptions, add_option
 from .sweep import run_sweep, format_summary
 
 # %% auto #0

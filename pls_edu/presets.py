@@ -8,7 +8,7 @@ from __future__ import annotations
 from .datasets import PAPER_DATASETS
 from .methods import PAPER_METHODS
 from .results import variant_tags
-from .spec import RunSpec
+from .runspec import RunSpec
 from .config import eval_every_for
 from .train import TrainConfig
 

@@ -19,7 +19,7 @@ from .lock import RunLease, LeaseHeld, hostname, describe
 from .ood import natural_patches, model_logits, ood_scores, plot_ood
 from .results import RESULT, LOGITS, CKPT, MODEL, LOG, CorruptResultError, run_dir, verify_run
 from .results import read_result, predictions
-from .spec import RunSpec, RunOptions, OOD_SOURCES, on_cpu_path
+from .runspec import RunSpec, RunOptions, OOD_SOURCES, on_cpu_path
 from .diagnostics import soft_target_profile
 from .train import TrainConfig, Trainer, Interrupted, STOP
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .files import first_line, save_json, save_text
 from .preflight import estimate_run
-from .spec import RunSpec, RunOptions
+from .runspec import RunSpec, RunOptions
 from .train import TrainConfig
 
 # %% auto #0
@@ -84,7 +84,7 @@ _BODY = """
 set -u
 cd {out}
 requeue=0
-{python} -m pls_edu.cli run-index {manifest} "$SLURM_ARRAY_TASK_ID" --device {device} &
+{python} -m pls_edu.sweepcli run-index {manifest} "$SLURM_ARRAY_TASK_ID" --device {device} &
 child=$!
 trap 'requeue=1; kill -USR1 "$child" 2>/dev/null' USR1
 trap 'kill -TERM "$child" 2>/dev/null' TERM

@@ -17,9 +17,9 @@ from .lock import RunLease, LeaseHeld, lease_state, read_lease, describe
 from .presets import preset_runs
 from .results import RESULT, CKPT, LOG, CorruptResultError, read_result, verify_run
 from .results import run_dir, run_id
-from .runbook import error_name, error_text, run_papermill
+from .runnotebook import error_name, error_text, run_papermill
 from .runs import run_one, existing_result, stop_on_signals
-from .spec import RunSpec, RunOptions
+from .runspec import RunSpec, RunOptions
 from .train import TrainConfig, STOP, CPU_REPRO_ENV
 
 # %% auto #0

@@ -11,7 +11,7 @@ from .files import first_line
 from .lock import describe
 from .results import run_id, run_dir
 from .runs import run_one, RunInterrupted
-from .spec import RunSpec, RunOptions, add_option
+from .runspec import RunSpec, RunOptions, add_option
 
 # %% auto #0
 __all__ = ['train_parser', 'train_main']

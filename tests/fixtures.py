@@ -128,4 +128,4 @@ def fake_result(out, cfg, error, best=None, n_test=1000):
 
 # the command lines, as a test starts them in a fresh process
 PLS_TRAIN = [sys.executable, '-c', 'from pls_edu.traincli import train_main; train_main()']
-PLS_SWEEP = [sys.executable, '-m', 'pls_edu.cli']
+PLS_SWEEP = [sys.executable, '-m', 'pls_edu.sweepcli']

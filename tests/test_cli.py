@@ -4,13 +4,13 @@ import argparse
 
 import pytest
 
-from pls_edu import bench, cli, compare, fetch, gpucheck, traincli
+from pls_edu import bench, compare, sweepcli, fetch, gpucheck, traincli
 
 
 def _parsers():
     "Every parser and sub-parser of the package's command lines, by name."
     out = {'pls-train': traincli.train_parser(), 'pls-data': fetch.data_parser(), 'pls-compare': compare.parser()}
-    sweep = cli.parser()
+    sweep = sweepcli.parser()
     out['pls-sweep'] = sweep
     for a in sweep._actions:
         if isinstance(a, argparse._SubParsersAction):

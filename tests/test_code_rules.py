@@ -124,7 +124,7 @@ def test_every_module_is_either_taught_or_lab():
     teaching, lab = _exported('[0-9][0-9]_*.ipynb'), _exported('library/*.ipynb')
     assert not teaching & lab, teaching & lab
     assert teaching | lab == set(_modules()), (teaching | lab) ^ set(_modules())
-    assert {'data', 'head', 'train', 'curve'} <= teaching and {'config', 'diagnostics', 'runs', 'cli'} <= lab
+    assert {'data', 'head', 'train', 'curve'} <= teaching and {'config', 'diagnostics', 'runs', 'sweepcli'} <= lab
 
 
 def test_teaching_modules_import_lab_modules_only_where_the_course_says_so():

@@ -308,7 +308,7 @@ def test_each_module_is_described_by_a_whole_sentence():
 
 
 def test_the_committed_run_notebook_is_the_generated_one():
-    from pls_edu.runbook import run_notebook
+    from pls_edu.runnotebook import run_notebook
 
     fresh = [c.source for c in run_notebook().cells]
     assert [c.source for c in nb('63_run').cells] == fresh

@@ -18,7 +18,7 @@ from pls_edu.cpupaths import (
 from pls_edu.datasets import load_dataset
 from pls_edu.runs import run_identity, run_one
 from pls_edu.results import read_result, run_dir
-from pls_edu.spec import FAST_CPU, RunOptions, on_cpu_path
+from pls_edu.runspec import FAST_CPU, RunOptions, on_cpu_path
 from pls_edu.train import TrainConfig
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def test_a_run_on_the_fast_path_records_it_and_keeps_its_identity(tmp_path, digi
 
 
 def test_the_command_lines_take_the_fast_path_unless_told_eager():
-    from pls_edu.cli import _options, parser
+    from pls_edu.sweepcli import _options, parser
 
     a = parser().parse_args(['run', 'cpu-table1'])
     assert _options(a, 'x').fast_cpu is True

@@ -33,7 +33,7 @@ from pls_edu.presets import preset_runs
 from pls_edu.results import CKPT, LOG, LOGITS, MODEL, RESULT, collect, load_run_model, read_result, run_dir
 from pls_edu.runs import run_one
 from pls_edu.slurm import write_manifest
-from pls_edu.spec import RunOptions, RunSpec
+from pls_edu.runspec import RunOptions, RunSpec
 from pls_edu.tables import aggregate
 from pls_edu.sweep import run_sweep
 from pls_edu.train import TrainConfig
@@ -411,7 +411,7 @@ def test_a_stop_request_after_the_entry_finished_ends_nothing(tmp_path):
     code = (
         "import atexit, os, signal\n"
         "atexit.register(lambda: (os.kill(os.getpid(), signal.SIGUSR1), print('still here after a late USR1')))\n"
-        "from pls_edu.cli import main\n"
+        "from pls_edu.sweepcli import main\n"
         f"main(['run-index', {str(m)!r}, '0'])"
     )
     p = subprocess.run([sys.executable, '-c', code], env=ENV, capture_output=True, text=True, timeout=300)
@@ -439,7 +439,7 @@ def test_a_stop_request_before_training_starts_is_kept(tmp_path):
         "check = r.check_writable\n"
         "r.check_writable = lambda p: (os.kill(os.getpid(), signal.SIGUSR1), check(p))[1]\n"
     )
-    first = f"{hook}from pls_edu.cli import main\nmain(['run-index', {str(m)!r}, '0'])"
+    first = f"{hook}from pls_edu.sweepcli import main\nmain(['run-index', {str(m)!r}, '0'])"
     p = subprocess.run([sys.executable, '-c', first], env=ENV, capture_output=True, text=True, timeout=300)
     d = run_dir(tmp_path / 'out', runs[0].config)
     assert p.returncode == 3 and p.stdout.splitlines()[-1].startswith('manifest entry 0: interrupted'), (

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from pls_edu.cli import main
+from pls_edu.sweepcli import main
 from pls_edu.fetch import (
     MNIST_FILES,
     MNIST_TEST_COUNTS,

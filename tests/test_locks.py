@@ -12,7 +12,7 @@ from pls_edu.lock import read_lease, lease_state
 from pls_edu.presets import preset_runs
 from pls_edu.results import CKPT, LOG, LOGITS, RESULT, read_result, run_dir
 from pls_edu.runs import run_one
-from pls_edu.spec import RunOptions, RunSpec
+from pls_edu.runspec import RunOptions, RunSpec
 from pls_edu.sweep import sweep_status
 from pls_edu.train import TrainConfig
 

@@ -7,7 +7,7 @@ import torch
 from pls_edu.ood import auroc, fpr_at_tpr, model_logits, natural_patches, ood_scores, ood_summary, ood_table
 from pls_edu.results import load_run_model, predictions, run_dir
 from pls_edu.runs import ood_images, run_one
-from pls_edu.spec import RunSpec
+from pls_edu.runspec import RunSpec
 from pls_edu.train import TrainConfig
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pls_edu import cli, compare, spec, traincli
+from pls_edu import compare, runspec, sweepcli, traincli
 from pls_edu.config import TrainConfig, field_docs
-from pls_edu.spec import RUN_FIELDS, RunOptions, RunSpec, option_help, run_docs
+from pls_edu.runspec import RUN_FIELDS, RunOptions, RunSpec, option_help, run_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / 'tools'))
@@ -54,9 +54,9 @@ def test_a_field_added_without_help_fails(monkeypatch):
     src = inspect.getsource(TrainConfig) + '    warmup: int = 0\n'
     assert [k for k, v in field_docs(src).items() if not v] == ['warmup']
     docs = {**run_docs(), 'warmup': None}
-    monkeypatch.setattr(spec, 'run_docs', lambda: docs)
+    monkeypatch.setattr(runspec, 'run_docs', lambda: docs)
     with pytest.raises(ValueError, match="run field 'warmup' has no help: write it as a comment at the field"):
-        spec.add_option(argparse.ArgumentParser(), 'warmup', type=int, default=0)
+        runspec.add_option(argparse.ArgumentParser(), 'warmup', type=int, default=0)
 
 
 def test_field_docs_reads_what_fastcore_docments_reads():
@@ -296,7 +296,7 @@ BEFORE = [  # (command, its arguments, what they parsed to before)
         },
     ),
 ]  # fmt: skip
-PARSER = {'pls-train': traincli.train_parser, 'pls-sweep': cli.parser, 'pls-compare': compare.parser}
+PARSER = {'pls-train': traincli.train_parser, 'pls-sweep': sweepcli.parser, 'pls-compare': compare.parser}
 
 
 @pytest.mark.parametrize('command,argv,before', BEFORE, ids=[f'{c} {a[:40]}' for c, a, _ in BEFORE])

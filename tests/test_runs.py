@@ -8,7 +8,7 @@ import torch
 
 from pls_edu.results import CKPT, LOGITS, RESULT, CorruptResultError, read_result, run_dir
 from pls_edu.runs import RunConflictError, run_one
-from pls_edu.spec import RunOptions
+from pls_edu.runspec import RunOptions
 from pls_edu.train import TrainConfig
 
 KEYS = ('error', 'nll', 'ece', 'brier', 'winning_softmax', 'train_loss', 'lr')
@@ -24,7 +24,7 @@ CHILD = textwrap.dedent('''
     from pathlib import Path
     from pls_edu.data import load_digits_data
     from pls_edu.runs import run_one
-    from pls_edu.spec import RunOptions
+    from pls_edu.runspec import RunOptions
     from pls_edu.train import TrainConfig
     out, marker = sys.argv[1], Path(sys.argv[2])
     def on_epoch(t):

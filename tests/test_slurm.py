@@ -48,7 +48,7 @@ def slurm(tmp_path_factory):
 
 
 def test_cpu_preset_as_a_job_array(slurm, tmp_path, capsys):
-    from pls_edu.cli import main
+    from pls_edu.sweepcli import main
     from pls_edu.presets import preset_runs
     from pls_edu.results import run_dir
     from pls_edu.tables import aggregate
@@ -114,7 +114,7 @@ def _wait_for(job, shared, timeout, on_pending=None, until=None):
 def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, capsys):
     "A task whose --time runs out mid-run is signalled, checkpoints where it is (mid-epoch or between epochs), requeues itself, and finishes exactly as if never stopped."
     import numpy as np
-    from pls_edu.cli import main
+    from pls_edu.sweepcli import main
     from pls_edu.presets import preset_runs
     from pls_edu.results import read_result, run_dir
 
@@ -201,7 +201,7 @@ def test_time_limit_signal_checkpoint_requeue_and_exact_resume(slurm, tmp_path, 
 
 
 def test_job_array_and_local_sweep_on_one_folder_train_each_run_once(slurm, tmp_path, capsys):
-    from pls_edu.cli import main
+    from pls_edu.sweepcli import main
     from pls_edu.presets import preset_runs
     from pls_edu.results import read_result, run_dir
 

@@ -7,15 +7,15 @@ import nbformat
 import pytest
 
 from fixtures import fake_result
-from pls_edu.cli import main, run_index
+from pls_edu.sweepcli import main, run_index
 from pls_edu.presets import PRESETS, preset_runs
 from pls_edu.tables import paper_results
 from pls_edu.results import CKPT, RESULT, run_dir
 from pls_edu.runs import run_one
 from pls_edu.slurm import load_manifest, write_manifest, write_sbatch
-from pls_edu.spec import RunOptions, RunSpec
+from pls_edu.runspec import RunOptions, RunSpec
 from pls_edu.tables import aggregate, write_tables
-from pls_edu.runbook import run_notebook
+from pls_edu.runnotebook import run_notebook
 from pls_edu.sweep import run_sweep
 from pls_edu.train import TrainConfig
 

@@ -23,7 +23,7 @@ def walkthrough():
 
 def sweep(argv):
     "Run pls-sweep in this process; return its exit status and output."
-    from pls_edu.cli import main
+    from pls_edu.sweepcli import main
 
     with contextlib.redirect_stdout(io.StringIO()) as o, contextlib.redirect_stderr(io.StringIO()) as e:
         try:

@@ -55,7 +55,7 @@ def _clean(paths):
 
 def regenerate_run_notebook():
     "Write nbs/library/63_run.ipynb afresh from the library's generator (keeping nothing else)."
-    from pls_edu.runbook import write_run_notebook
+    from pls_edu.runnotebook import write_run_notebook
 
     write_run_notebook(NBS / 'library' / '63_run.ipynb')
 

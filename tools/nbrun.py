@@ -69,7 +69,7 @@ def execute_notebook(path, timeout=1200):
     "Run notebook `path` in a fresh kernel; returns the notebook with its outputs and the seconds it took."
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from pls_edu.runbook import ipc_kernel_manager
+    from pls_edu.runnotebook import ipc_kernel_manager
 
     nb = nbformat.read(path, 4)
     flags = skip_flags()

@@ -123,9 +123,9 @@ def _curve_part():
 
 def option_parsers():
     "Every parser of the three run commands: (command, subcommand or '', parser)."
-    from pls_edu import cli, compare, traincli
+    from pls_edu import sweepcli, compare, traincli
 
-    subs = next(a for a in cli.parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    subs = next(a for a in sweepcli.parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
     return [
         ('pls-train', '', traincli.train_parser()),
         *(('pls-sweep', n, q) for n, q in subs.items()),
@@ -136,7 +136,7 @@ def option_parsers():
 def options_markdown():
     """The README's table of run options: each run field a command line sets, its help (the comment at the field, and
     its allowed values) and, for each command, its option with that option's default."""
-    from pls_edu.spec import option_help, run_docs
+    from pls_edu.runspec import option_help, run_docs
 
     found = {}  # field -> command -> (option, default) -> subcommands
     for cmd, sub, q in option_parsers():

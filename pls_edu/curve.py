@@ -39,7 +39,7 @@ def by_seed(results, method):
             out[r['config']['seed']] = (r['final']['error'], r['pred'] == r['labels'])
     return out
 
-# %% ../nbs/18_curve.ipynb #691a57f4
+
 def difference(results, method, ref, rules=RULES):
     """Error of `method` minus `ref` (points, paired by seed) with both intervals of `rules` and its class;
     None unless both have every registered seed."""

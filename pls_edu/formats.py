@@ -5,11 +5,13 @@
 # %% ../nbs/library/64_formats.ipynb #7cbdd544
 from __future__ import annotations
 
+from .regime import SETTINGS, VERDICTS, error_of
 from .report import METRICS
 
 # %% auto #0
-__all__ = ['MAIN_HEAD', 'format_error', 'format_ci', 'format_p', 'format_grid', 'format_vs_ref', 'format_boot', 'main_table',
-           'findings']
+__all__ = ['MAIN_HEAD', 'WHAT', 'format_error', 'format_ci', 'format_p', 'format_grid', 'format_vs_ref', 'format_boot',
+           'main_table', 'named', 'findings', 'verdict', 'both_intervals', 'table3_grid', 'gap_text', 'settings_table',
+           'plain_head', 'regime_verdict']
 
 # %% ../nbs/library/64_formats.ipynb #0ae2b281
 def format_error(mean, std=None, n=None):
@@ -95,7 +97,8 @@ def main_table(rows, *, markdown=False):
     return format_grid(head, body, markdown=markdown)
 
 # %% ../nbs/library/64_formats.ipynb #7a7d4b95
-def _named(methods):
+def named(methods):
+    "Method names as code spans, or 'none'."
     return ', '.join(f"`{m}`" for m in methods) if methods else 'none'
 
 
@@ -139,8 +142,8 @@ def _intervals(rows, ref, size):
     better = [r['method'] for r in both if r['boot_hi'] < 0 and r['vs_ref_hi'] < 0]
     worse = [r['method'] for r in both if r['boot_lo'] > 0 and r['vs_ref_lo'] > 0]
     R = ref.upper()
-    line = f"- Intervals by seed that exclude 0: {_named(by_seed)}. Over test "
-    line += f"images (bootstrap): {_named(images)}"
+    line = f"- Intervals by seed that exclude 0: {named(by_seed)}. Over test "
+    line += f"images (bootstrap): {named(images)}"
     if not images:
         noise = (
             f"- No method's difference from {R} is distinguishable from the test "
@@ -148,7 +151,7 @@ def _intervals(rows, ref, size):
             "either way."
         )
         return [line + '.', noise]
-    tail = f"; by both, better than {R}: {_named(better)}; worse: {_named(worse)}"
+    tail = f"; by both, better than {R}: {named(better)}; worse: {named(worse)}"
     return [line + tail + '.']
 
 # %% ../nbs/library/64_formats.ipynb #8d4514f3
@@ -192,3 +195,166 @@ def findings(rows, calibration=None, ood=None, n_test=None):
     out += _intervals(rows, ref, size)
     out += [_calibration(calibration, ref), _foreign(ood, ref)]
     return '\n'.join(s for s in out if s)
+
+# %% ../nbs/library/64_formats.ipynb #5be71378
+def verdict(r):
+    "How a row's two intervals against the reference read, with McNemar's p."
+    seed = 'excludes 0' if r['vs_ref_significant'] else 'includes 0'
+    img = 'excludes 0' if r['boot_significant'] else 'includes 0'
+    by_seed = format_ci(r['vs_ref'], r['vs_ref_lo'], r['vs_ref_hi'], False)
+    by_image = format_ci(r['boot_diff'], r['boot_lo'], r['boot_hi'], False)
+    return f"by seed {by_seed} ({seed}), over test images {by_image} ({img}), McNemar p {format_p(r['mcnemar_p'])}"
+
+
+def both_intervals(r, sign):
+    "Whether both intervals of a row lie on one side of 0: below it (`sign` -1) or above it (+1)."
+    if sign < 0:
+        return r['vs_ref_hi'] < 0 and r['boot_hi'] < 0
+    return r['vs_ref_lo'] > 0 and r['boot_lo'] > 0
+
+# %% ../nbs/library/64_formats.ipynb #65ce97ac
+def table3_grid(rows, methods, paper, names):
+    "Table 3's layout: each of `methods` against PLS (`rows` by method) beside the paper's errors `paper`, as markdown."
+    head = [
+        'method',
+        'MNIST (ours)',
+        'vs PLS: by seed',
+        'over test images',
+        'McNemar p',
+        'paper CIFAR-100',
+        'paper vs PLS',
+    ]
+    body = []
+    for m in methods:
+        r = rows[m]
+        body.append(
+            [
+                names.get(m, m),
+                format_error(r['error_mean'], r['error_std'], r['seeds']),
+                format_ci(r['vs_ref'], r['vs_ref_lo'], r['vs_ref_hi'], r['vs_ref_significant']),
+                format_ci(r['boot_diff'], r['boot_lo'], r['boot_hi'], r['boot_significant']),
+                format_p(r['mcnemar_p']),
+                f"{paper[m]:.2f}",
+                '—' if m == 'pls' else f"{paper[m] - paper['pls']:+.2f}",
+            ]
+        )
+    return format_grid(head, body, markdown=True)
+
+# %% ../nbs/library/64_formats.ipynb #8ecb735b
+def gap_text(d):
+    "A difference of `regime.difference` as `+d [by seed] / [over images] class`; 'not run' for None."
+    if d is None:
+        return 'not run'
+    lo, hi = d['by_seed']
+    ilo, ihi = d['over_images']
+    return f"{d['diff']:+.2f} [{lo:+.2f}, {hi:+.2f}] / [{ilo:+.2f}, {ihi:+.2f}] {d['class']}"
+
+# %% ../nbs/library/64_formats.ipynb #ad2b86c6
+def settings_table(results, gaps, verdicts):
+    "One line per setting: ERM's error, Mixup's and PLS's gaps to ERM with both intervals, and the setting's verdict."
+    head = f"{'setting':9s} {'ERM error':>12s}  {'Mixup - ERM: by seed / over images':46s} {'PLS - ERM':46s} verdict"
+    lines = [head]
+    for s in verdicts:
+        g = gaps.get(s, {})
+        e = error_of(results[s], 'erm') if results.get(s) else (None, None, 0)
+        erm = f"{e[0]:.2f} ± {e[1]:.2f}" if e[2] > 1 else 'not run'
+        mixup, pls = gap_text(g.get('mixup')), gap_text(g.get('pls'))
+        lines.append(f"{s:9s} {erm:>12s}  {mixup:46s} {pls:46s} {VERDICTS[verdicts[s]]}")
+    return '\n'.join(lines)
+
+# %% ../nbs/library/64_formats.ipynb #6672bbdd
+WHAT = {
+    'base': "all 60,000 images, 15 epochs, the small CNN's 29,178 parameters (34,948 with PLS's head)",
+    'data': '10,000 images, 100 epochs',
+    'capacity': 'a network four times wider, 393k parameters',
+    'budget': '60 epochs',
+    'lr-own': 'each method at its own learning rate',
+}
+
+
+def _listed(names):
+    return ' and '.join([', '.join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def plain_head(gaps):
+    "Where Mixup and PLS were shown better or worse than ERM, and where neither, as plain sentences."
+    words = []
+    for m, name in (('mixup', 'Mixup'), ('pls', 'PLS')):
+        by = {c: [s for s in gaps if (gaps[s][m] or {}).get('class') == c] for c in ('better', 'worse', 'within noise')}
+        parts = [f"shown better than ERM in {_listed(by['better']) if by['better'] else 'no setting'}"]
+        if by['worse']:
+            parts.append(f"shown worse in {_listed(by['worse'])}")
+        if by['within noise']:
+            signs = [f"{s} {gaps[s][m]['diff']:+.2f}" for s in by['within noise']]
+            parts.append(f"not shown different in {_listed(signs)} points (within noise)")
+        words.append(f"{name} was {'; '.join(parts)}.")
+    return words
+
+# %% ../nbs/library/64_formats.ipynb #acaf30b7
+def _read(d):
+    "A gap as words: its value and class, naming the interval that includes 0 when it is within noise."
+    if d['class'] != 'within noise':
+        return f"{d['diff']:+.2f} points ({d['class']})"
+    named = {'by seed': d['by_seed'], 'over images': d['over_images']}
+    noisy = [n for n, (lo, hi) in named.items() if lo <= 0 <= hi]
+    if len(noisy) == 2:
+        which = 'both intervals include 0'
+    else:
+        other = next(n for n in named if n not in noisy)
+        lo, hi = named[other]
+        which = f"the interval {noisy[0]} includes 0; {other}, [{lo:+.2f}, {hi:+.2f}], it does not"
+    return f"{d['diff']:+.2f} points (within noise: {which})"
+
+
+def _grounds(verdicts, ran):
+    "Which settings the study's verdict rests on, and which cannot tell, as one sentence."
+    tell = [f"the {s} setting ({VERDICTS[verdicts[s]]})" for s in ran if verdicts[s] != 'inconclusive']
+    mute = [s for s in ran if verdicts[s] == 'inconclusive']
+    words = [f"It rests on {_listed(tell)}"] if tell else []
+    if mute:
+        pronoun = 'they cannot' if len(mute) > 1 else 'it cannot'
+        words.append(
+            f"in {_listed(mute)}, Mixup and PLS both lose to ERM, so {pronoun} tell whether the setting or PLS is the limit"
+        )
+    text = '; '.join(words)
+    return text[:1].upper() + text[1:] + '.' if words else ''
+
+
+def regime_verdict(gaps, verdicts, study):
+    "The verdict paragraph, from each setting's gaps, each setting's verdict code and the study's verdict code."
+
+    def sentence(s):
+        g = gaps[s]
+        return (
+            f"with {WHAT[s]} (`{SETTINGS[s]}`), Mixup's gap to ERM is {_read(g['mixup'])} and PLS's is "
+            f"{_read(g['pls'])}: {VERDICTS[verdicts[s]]}"
+            + (' (the label compares each with ERM; PLS - Mixup was not tested)' if verdicts[s] == 'pls-alone' else '')
+        )
+
+    ran = [s for s in verdicts if verdicts[s] != 'missing' and s != 'base']
+    waiting = [s for s in verdicts if verdicts[s] == 'missing']
+    beats = [s for s in gaps if (gaps[s]['pls'] or {}).get('class') == 'better']
+    never = not any((gaps[s][m] or {}).get('class') == 'better' for s in gaps for m in ('mixup', 'pls'))
+    head = (
+        (
+            '**In plain words: '
+            + ('neither PLS nor Mixup, the control, beat ERM in any setting.** ' if never else '**')
+            + ' '.join(plain_head(gaps))
+            + f" The registered verdict, *{VERDICTS[study]}*, says only that; it does not say that PLS won."
+        )
+        if study != 'missing'
+        else (
+            f"**Verdict: not yet.** The rules decide when every setting has run; {_listed(waiting)} "
+            f"{'has' if len(waiting) == 1 else 'have'} not."
+        )
+    )
+    body = [f"In the base setting, {sentence('base')}."] + [f"In the {s} setting, {sentence(s)}." for s in ran]
+    if study != 'missing':
+        body.append(_grounds(verdicts, ran))
+    where = 'that has run' if study == 'missing' else 'of the study'
+    claim = (
+        f"PLS beats ERM, the paper's claim, in: {_listed(beats)}."
+        if beats
+        else f"PLS beats ERM, the paper's claim, in no setting {where}."
+    )
+    return ' '.join([head, *body, claim])

@@ -63,7 +63,7 @@ def setting_verdict(mixup, pls):
         return 'limit' if pls != 'worse' else 'pls-loses'
     return 'pls-alone' if pls != 'worse' else 'inconclusive'
 
-# %% ../nbs/17_regime.ipynb #19d8689f
+
 def study_verdict(settings):
     "The study's verdict code from `{setting: verdict code}`; the base setting does not vote."
     codes = {v for s, v in settings.items() if s != 'base'}
@@ -112,7 +112,7 @@ def _of(results, label, bn):
             out[r['config']['seed']] = (r['final']['error_bn_recal' if bn else 'error'], pred == r['labels'])
     return out
 
-# %% ../nbs/17_regime.ipynb #223bcf10
+
 def difference(results, label, ref, *, bn=False):
     "Error of `label` minus `ref` (points, paired by seed): both intervals of the rules, and its class; None if unrun."
     a, b = _of(results, label, bn), _of(results, ref, bn)

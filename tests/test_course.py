@@ -565,10 +565,6 @@ NOT_YET_WITHIN_LIMITS = {
     '10_train',
     '12_calibration',
     '13_ood',
-    '16_mnist',
-    '17_regime',
-    '18_curve',
-    '19_capstone',
 }
 
 

@@ -87,6 +87,12 @@ COURSE = [
         'library',
         "the trainer's parts: loaders, autocast, the NaN guard, stops and pauses, exact resumption",
     ),
+    (
+        '77_figures',
+        'library',
+        "the evidence's figures and rendered tables: notebook 16's sentences, the regime study's and the learning "
+        "curve's figures, tables and paragraphs, the capstone's table of claims",
+    ),
 ]
 # the lessons: shaped as lessons, with exercises, worked solutions and code that fits the site's width
 LESSONS = [n for n, t, _ in COURSE if t == 'method'] + ['15_report']
@@ -131,6 +137,7 @@ MODULE_ORDER = [
     'curve',
     'trainparts',
     'formats',
+    'figures',
 ]
 
 

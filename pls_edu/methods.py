@@ -9,10 +9,7 @@ __all__ = ['DOCS', 'SMOOTHING_WEIGHTS', 'REWEIGHT_FACTORS', 'A', 'W', 'METHODS',
 # %% ../nbs/05_methods.ipynb #c8fd768f
 from dataclasses import dataclass
 from typing import NamedTuple
-
-import numpy as np
-import torch
-
+import numpy as np, torch
 from .smoothing import uniform_smooth, soft_cross_entropy
 from .midpoints import partners, midpoint, mixup, sample_lambda
 from .head import pls_targets
@@ -20,13 +17,11 @@ from .head import pls_targets
 # %% ../nbs/05_methods.ipynb #8163e9e8
 @dataclass(frozen=True)
 class Method:
-    """One training method: how a batch is paired, whether originals alternate with
-    midpoints, and how labels are smoothed."""
+    "One training method: how a batch is paired, alternated and label-smoothed."
 
     name: str
     pairs: str = 'none'  # 'none' | 'mixup' | 'midpoint'
-    # midpoint methods: alternate original and midpoint batches
-    originals: bool = True
+    originals: bool = True  # midpoints: alternate with batches of originals
     smooth: str = 'none'  # 'none' | 'uniform' | 'learned' | 'coeff'
     weight: float = 0.0  # `a` for 'uniform', `w` for 'learned'
     alpha: float = 1.0  # Mixup's Beta(alpha, alpha)
@@ -55,74 +50,45 @@ DOCS = {
 }
 SMOOTHING_WEIGHTS = (0.1, 0.2, 0.3)  # the smoothing weights of Tables 1 and 3
 REWEIGHT_FACTORS = [i / 10 for i in range(1, 10)]  # the reweight factors of Fig. 3
-# deprecated one-letter names, kept for code that imports them
-A, W = SMOOTHING_WEIGHTS, REWEIGHT_FACTORS
+A, W = SMOOTHING_WEIGHTS, REWEIGHT_FACTORS  # deprecated names, kept for old imports
 
 # %% ../nbs/05_methods.ipynb #5d3745b8
 _MIDPOINTS = {'pairs': 'midpoint'}
 _LEARNED = {**_MIDPOINTS, 'smooth': 'learned'}  # with weight 0.5: PLS itself
 
 
-def _family(prefix, weights, doc, **kw):
-    "One method per weight a: `prefix`a, documented by `doc` with a and 1 - a."
-
-    def same(a):
-        return ' (same as pls)' if kw == _LEARNED and a == 0.5 else ''
-
-    def fill(a):
-        return doc.format(a=a, b=1 - a) + same(a)
-
-    return [Method(f'{prefix}{a}', weight=a, doc=fill(a), **kw) for a in weights]
+def _family(prefix, weights=SMOOTHING_WEIGHTS, **kw):
+    "One method per weight a: `prefix`a, its `DOCS` entry filled with a and 1 - a."
+    out = []
+    for a in weights:
+        same = ' (same as pls)' if kw == _LEARNED and a == 0.5 else ''
+        doc = DOCS[prefix.rstrip('-')].format(a=a, b=1 - a) + same
+        out.append(Method(f'{prefix}{a}', weight=a, doc=doc, **kw))
+    return out
 
 
 def _registry():
     "Every method: Table 1's nine, the ablations of Tables 3-4, Fig. 3's weights."
     m = [Method('erm', doc=DOCS['erm'])]
-    m += _family('uls-', SMOOTHING_WEIGHTS, DOCS['uls'], smooth='uniform')
+    m += _family('uls-', smooth='uniform')
     m += [Method('mixup', pairs='mixup', doc=DOCS['mixup'])]
-    m += _family(
-        'mixup-uls-',
-        SMOOTHING_WEIGHTS,
-        DOCS['mixup-uls'],
-        pairs='mixup',
-        smooth='uniform',
-    )
-    m += [Method('pls', **_LEARNED, weight=0.5, doc=DOCS['pls'])]
+    m += _family('mixup-uls-', pairs='mixup', smooth='uniform')
+    pls = {**_LEARNED, 'weight': 0.5}
+    m += [Method('pls', **pls, doc=DOCS['pls'])]
     m += [Method('pls-no-learned', **_MIDPOINTS, doc=DOCS['pls-no-learned'])]
     doc = DOCS['pls-no-original']
-    m += [
-        Method('pls-no-original', **_LEARNED, weight=0.5, originals=False, doc=doc)
-    ]
-    m += _family(
-        'pls-ud-', SMOOTHING_WEIGHTS, DOCS['pls-ud'], **_MIDPOINTS, smooth='uniform'
-    )
+    m += [Method('pls-no-original', **pls, originals=False, doc=doc)]
+    m += _family('pls-ud-', **_MIDPOINTS, smooth='uniform')
     m += [Method('pls-coeff', **_MIDPOINTS, smooth='coeff', doc=DOCS['pls-coeff'])]
-    m += _family('pls-w', REWEIGHT_FACTORS, DOCS['pls-w'], **_LEARNED)
+    m += _family('pls-w', REWEIGHT_FACTORS, **_LEARNED)
     return {o.name: o for o in m}
 
 
 METHODS = _registry()
 
 # %% ../nbs/05_methods.ipynb #57a3d7c0
-PAPER_METHODS = [
-    'erm',
-    'uls-0.1',
-    'uls-0.2',
-    'uls-0.3',
-    'mixup',
-    'mixup-uls-0.1',
-    'mixup-uls-0.2',
-    'mixup-uls-0.3',
-    'pls',
-]
-ABLATIONS = [
-    'pls-no-learned',
-    'pls-no-original',
-    'pls-ud-0.1',
-    'pls-ud-0.2',
-    'pls-ud-0.3',
-    'pls-coeff',
-] + [f'pls-w{i / 10}' for i in range(1, 10)]
+PAPER_METHODS = [n for n in METHODS if not n.startswith('pls-')]  # Tables 1-2
+ABLATIONS = [n for n in METHODS if n.startswith('pls-')]  # Tables 3-4, Fig. 3
 
 
 def get_method(name):
@@ -138,21 +104,17 @@ def get_method(name):
 # %% ../nbs/05_methods.ipynb #3874d0f0
 def uses_midpoints(method, step):
     "Whether optimizer step `step` (counted from 0) trains `method` on midpoints."
-    if method.pairs != 'midpoint':
-        return False
-    return (not method.originals) or step % 2 == 1
+    return method.pairs == 'midpoint' and (not method.originals or step % 2 == 1)
 
 # %% ../nbs/05_methods.ipynb #20cec08d
 def _one_hot(y, num_classes, dtype=torch.float32):
-    return torch.zeros(len(y), num_classes, device=y.device, dtype=dtype).scatter_(
-        1, y[:, None], 1.0
-    )
+    z = torch.zeros(len(y), num_classes, device=y.device, dtype=dtype)
+    return z.scatter_(1, y[:, None], 1.0)
 
 
 @dataclass
 class Draws:
-    """Everything random in a batch: `gen`, a torch Generator on the batch's device
-    (permutations, partners), and `rng`, a numpy Generator (Mixup's lambda)."""
+    "A batch's random sources: `gen` (torch, on its device), `rng` (numpy, lambda)."
 
     gen: torch.Generator | None = None
     rng: np.random.Generator | None = None
@@ -182,28 +144,23 @@ def method_batch(
     `draws`; `midpoints` overrides the even/odd rule."""
     d = draws or Draws()
     q = _one_hot(y, num_classes, x.dtype if x.is_floating_point() else torch.float32)
+    mid = uses_midpoints(method, step) if midpoints is None else midpoints
     partner = None
     if method.pairs == 'mixup':
         partner = torch.randperm(len(x), generator=d.gen, device=x.device)
         x, q = mixup(x, q, sample_lambda(method.alpha, d.rng), partner)
-    elif (
-        uses_midpoints(method, step)
-        if midpoints is None
-        else (midpoints and method.pairs == 'midpoint')
-    ):
+    elif mid and method.pairs == 'midpoint':
         partner = partners(len(x), pairing, d.gen, x.device)
         x, q = midpoint(x, q, partner)
     if method.smooth == 'uniform':
         q = uniform_smooth(q, method.weight)
-    if method.smooth in ('learned', 'coeff'):
-        logits, s = model.forward_smooth(x)
-        q = (
-            pls_targets(q, s, method.weight)
-            if method.smooth == 'learned'
-            else q * (1 - s[:, None]) + s[:, None] / num_classes
-        )
+    if method.smooth not in ('learned', 'coeff'):
+        return Batch(model(x), q, partner)
+    logits, s = model.forward_smooth(x)
+    if method.smooth == 'learned':
+        q = pls_targets(q, s, method.weight)  # eq. 13
     else:
-        logits = model(x)
+        q = q * (1 - s[:, None]) + s[:, None] / num_classes  # Table 4, our reading
     return Batch(logits, q, partner)
 
 # %% ../nbs/05_methods.ipynb #0c62d2d2
@@ -212,7 +169,5 @@ def _full(t):
 
 
 def method_loss(batch):
-    """The training loss of one step: cross-entropy of a `Batch`'s logits against its
-    soft targets (eq. 14 for PLS)."""
-    # low-precision (autocast) outputs are scored in float32
+    "Cross-entropy of a `Batch`'s logits against its soft targets (eq. 14 for PLS)."
     return soft_cross_entropy(_full(batch.logits), _full(batch.targets))

@@ -7,62 +7,52 @@ __all__ = ['check_preds', 'check_probs', 'binned', 'reliability', 'ece_of_bins',
            'paired_ci_by_seed', 'mcnemar', 'bootstrap_diff', 'predict']
 
 # %% ../nbs/08_metrics.ipynb #c4e10d3a
-import numpy as np
-import torch
-import torch.nn.functional as F
+import numpy as np, torch, torch.nn.functional as F
 
 # %% ../nbs/08_metrics.ipynb #602f6874
 def check_preds(scores, labels):
     "Raise unless `scores` is `(N, K)` and `labels` holds `N` labels in `0..K-1`."
     if scores.ndim != 2:
         raise ValueError(f"expected (N, K) scores, got shape {tuple(scores.shape)}")
-    if labels.ndim != 1 or len(labels) != len(scores):
+    n, m = len(scores), len(labels)
+    if labels.ndim != 1 or m != n:
         raise ValueError(
-            f"{len(scores)} predictions but {len(labels)} labels; they must match "
-            "one to one"
+            f"{n} predictions but {m} labels; they must match one to one"
         )
-    if len(labels) == 0:
+    if m == 0:
         raise ValueError("no predictions to score")
-    if int(labels.min()) < 0 or int(labels.max()) >= scores.shape[1]:
-        raise ValueError(
-            f"labels must lie in 0..{scores.shape[1] - 1}; got "
-            f"{int(labels.min())}..{int(labels.max())}"
-        )
+    lo, hi, k = int(labels.min()), int(labels.max()), scores.shape[1]
+    if lo < 0 or hi >= k:
+        raise ValueError(f"labels must lie in 0..{k - 1}; got {lo}..{hi}")
 
 
 def check_probs(probs, atol=1e-3):
-    """Raise unless every row of `probs` is a distribution (non-negative, sums to 1
-    within `atol`)."""
+    "Raise unless each row of `probs` is a distribution, summing to 1 within `atol`."
     err = (probs.double().sum(1) - 1).abs().max()
     if bool((probs < 0).any()) or float(err) > atol:
         raise ValueError(
             "probabilities must be non-negative and sum to 1 per row (worst row "
-            f"off by {float(err):.3g}); "
-            "pass softmax outputs, not logits"
+            f"off by {float(err):.3g}); pass softmax outputs, not logits"
         )
 
 # %% ../nbs/08_metrics.ipynb #409a10ab
 def binned(conf, correct, n_bins=15):
-    """Per-bin counts, mean confidence and accuracy of confidences `conf` with 0/1
-    `correct`, bins `((m-1)/M, m/M]`."""
+    "Per-bin count, mean `conf` and accuracy of 0/1 `correct`; bins ((m-1)/M, m/M]."
     conf = conf.double()
     b = (conf * n_bins).ceil().long().clamp_(1, n_bins) - 1
     z = torch.zeros(n_bins, dtype=torch.float64, device=conf.device)
     count = z.scatter_add(0, b, torch.ones_like(conf))
-    conf_sum = z.scatter_add(0, b, conf)
-    acc_sum = z.scatter_add(0, b, correct.double())
     nz = count.clamp(min=1)
     return {
         'count': count,
-        'confidence': conf_sum / nz,
-        'accuracy': acc_sum / nz,
+        'confidence': z.scatter_add(0, b, conf) / nz,
+        'accuracy': z.scatter_add(0, b, correct.double()) / nz,
         'edges': torch.linspace(0, 1, n_bins + 1, dtype=torch.float64),
     }
 
-# %% ../nbs/08_metrics.ipynb #5dfdf4ee
+
 def reliability(probs, labels, n_bins=15):
-    """Per-bin counts, mean confidence and accuracy over `n_bins` equal-width
-    confidence bins `((m-1)/M, m/M]`."""
+    "`binned` of a model's winning softmax `probs` and its correctness on `labels`."
     check_preds(probs, labels)
     check_probs(probs)
     conf, pred = probs.double().max(1)
@@ -70,45 +60,36 @@ def reliability(probs, labels, n_bins=15):
 
 
 def ece_of_bins(r):
-    """ECE from a `binned` table: the bins' |accuracy - confidence| gaps weighted by
-    their share of the samples."""
-    return float(
-        (
-            r['count'] / r['count'].sum() * (r['accuracy'] - r['confidence']).abs()
-        ).sum()
-    )
+    "ECE of a `binned` table: the |accuracy - confidence| gaps, weighted by count."
+    w = r['count'] / r['count'].sum()
+    return float((w * (r['accuracy'] - r['confidence']).abs()).sum())
 
 
 def ece(probs, labels, n_bins=15):
-    """Expected Calibration Error (Guo et al. 2017) with `n_bins` equal-width bins,
-    in [0, 1]."""
+    "Expected Calibration Error (Guo et al. 2017) with `n_bins` equal-width bins."
     return ece_of_bins(reliability(probs, labels, n_bins))
 
 # %% ../nbs/08_metrics.ipynb #ea9e5bd6
 def summarize(logits, labels, n_bins=15):
-    """Error (%), NLL, ECE, Brier score and mean winning softmax of `logits` against
-    `labels`."""
+    "Error (%), NLL, ECE, Brier score and mean winning softmax of `logits`."
     check_preds(logits, labels)
     if not bool(torch.isfinite(logits).all()):
         raise ValueError("logits contain NaN or inf")
     logits = logits.double()
     probs = logits.softmax(1)
     win, pred = probs.max(1)
-    brier = (
-        ((probs - F.one_hot(labels, logits.shape[1]).double()) ** 2).sum(1).mean()
-    )
+    onehot = F.one_hot(labels, logits.shape[1]).double()
     return {
         'error': 100 * float((pred != labels).double().mean()),
         'nll': float(F.cross_entropy(logits, labels)),
         'ece': ece(probs, labels, n_bins),
-        'brier': float(brier),
+        'brier': float(((probs - onehot) ** 2).sum(1).mean()),
         'winning_softmax': float(win.mean()),
     }
 
-# %% ../nbs/08_metrics.ipynb #6be4ad03
+
 def mean_std(values):
-    """Mean, sample standard deviation (None for a single value) and count of
-    `values`; None when there are none."""
+    "Mean, sample std (None for one value) and count of `values`; None for none."
     v = np.asarray(list(values), dtype=np.float64)
     if len(v) == 0:
         return None
@@ -116,12 +97,8 @@ def mean_std(values):
 
 # %% ../nbs/08_metrics.ipynb #e17efae6
 def paired_ci(a, b, level=0.95):
-    """Mean of the paired differences `a - b` and its Student-t confidence interval;
-    None with fewer than two pairs."""
-    a, b = (
-        np.asarray(list(a), dtype=np.float64),
-        np.asarray(list(b), dtype=np.float64),
-    )
+    "Mean of the paired differences `a - b`, its Student-t interval; None below 2."
+    a, b = (np.asarray(list(v), dtype=np.float64) for v in (a, b))
     if a.shape != b.shape:
         raise ValueError(
             f"paired values need the same number on both sides, got {len(a)} and "
@@ -131,54 +108,37 @@ def paired_ci(a, b, level=0.95):
         return None
     from scipy.stats import t
 
-    d = a - b
-    half = float(
-        t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
-    )
-    lo, hi = float(d.mean()) - half, float(d.mean()) + half
-    return {
-        'diff': float(d.mean()),
-        'lo': lo,
-        'hi': hi,
-        'n': len(d),
-        'level': level,
-        'significant': bool(lo > 0 or hi < 0),
-    }
+    d, n = a - b, len(a)
+    half = float(t.ppf(0.5 + level / 2, n - 1) * d.std(ddof=1) / np.sqrt(n))
+    m = float(d.mean())
+    lo, hi = m - half, m + half
+    return dict(diff=m, lo=lo, hi=hi, n=n, level=level, significant=lo > 0 or hi < 0)
 
-# %% ../nbs/08_metrics.ipynb #bb6db775
+
 def paired_ci_by_seed(a: dict, b: dict, level=0.95):
-    """`paired_ci` of `a[s] - b[s]` over the seeds `s` both dicts hold; None with
-    fewer than two shared seeds."""
+    "`paired_ci` of `a[s] - b[s]` over the seeds `s` both dicts hold."
     common = sorted(set(a) & set(b))
     return paired_ci([a[s] for s in common], [b[s] for s in common], level)
 
 # %% ../nbs/08_metrics.ipynb #844b997d
 def mcnemar(correct_a, correct_b):
-    """McNemar's exact test on 0/1 `correct_a`, `correct_b` (same images, any shape):
-    discordant counts, p-value."""
-    a = np.asarray(correct_a, dtype=bool).ravel()
-    b = np.asarray(correct_b, dtype=bool).ravel()
+    "McNemar's exact test on 0/1 `correct_a`, `correct_b` of the same images."
+    a, b = (np.asarray(v, dtype=bool).ravel() for v in (correct_a, correct_b))
     if a.shape != b.shape:
         raise ValueError(
             f"McNemar needs the same images on both sides, got {a.size} and "
             f"{b.size} predictions"
         )
-    only_a = int((a & ~b).sum())
-    only_b = int((~a & b).sum())
-    n = only_a + only_b
+    only_a, only_b = int((a & ~b).sum()), int((~a & b).sum())
+    n, k = only_a + only_b, min(only_a, only_b)
     from scipy.stats import binom
 
-    p = (
-        1.0
-        if n == 0
-        else min(1.0, 2 * float(binom.cdf(min(only_a, only_b), n, 0.5)))
-    )
+    p = 1.0 if n == 0 else min(1.0, 2 * float(binom.cdf(k, n, 0.5)))
     return {'only_a': only_a, 'only_b': only_b, 'p': p, 'pairs': int(a.size)}
 
 # %% ../nbs/08_metrics.ipynb #dc25c9b1
 def bootstrap_diff(correct_a, correct_b, n_boot=10_000, level=0.95, seed=0):
-    """Error difference A - B (points; mean over seeds) with a percentile interval
-    from resampling the test images."""
+    "Error difference A - B (points, mean over seeds) with its interval over images."
     a = np.atleast_2d(np.asarray(correct_a, dtype=np.float64))
     b = np.atleast_2d(np.asarray(correct_b, dtype=np.float64))
     if a.shape != b.shape:
@@ -188,27 +148,17 @@ def bootstrap_diff(correct_a, correct_b, n_boot=10_000, level=0.95, seed=0):
         )
     e = ((1 - a) - (1 - b)).mean(0)  # per image, averaged over the seeds
     values, counts = np.unique(e, return_counts=True)
-    draws = np.random.default_rng(seed).multinomial(
-        len(e), counts / len(e), size=n_boot
-    )
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(len(e), counts / len(e), size=n_boot)
     means = 100 * (draws @ values) / len(e)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    diff = 100 * float(e.mean())
-    return {
-        'diff': diff,
-        'lo': float(lo),
-        'hi': float(hi),
-        'significant': bool(lo > 0 or hi < 0),
-        'images': int(a.shape[1]),
-        'seeds': int(a.shape[0]),
-        'level': level,
-    }
+    lo, hi = map(float, np.quantile(means, [(1 - level) / 2, (1 + level) / 2]))
+    ci = dict(diff=100 * float(e.mean()), lo=lo, hi=hi, significant=lo > 0 or hi < 0)
+    return ci | dict(images=a.shape[1], seeds=a.shape[0], level=level)
 
 # %% ../nbs/08_metrics.ipynb #4c9d2664
 @torch.no_grad()
 def predict(model, loader):
-    """Logits and labels of `model` over every batch of `loader` (eval mode, float32,
-    on the CPU)."""
+    "Logits and labels of `model` over `loader` (eval mode, float32, on the CPU)."
     was = model.training
     model.eval()
     out, ys = [], []

@@ -369,4 +369,8 @@ def read_difference(by_seed, over_images):
         return 'A better: both intervals exclude 0'
     names = (('by seed', by_seed), ('over the test images', over_images))
     wide = [n for n, c in names if c['lo'] <= 0 <= c['hi']]
-    return 'within noise: the interval ' + ' and '.join(wide) + ' includes 0'
+    if not wide:
+        return 'not a finding: the two intervals exclude 0 on opposite sides'
+    if len(wide) == 2:
+        return 'within noise: the intervals by seed and over the test images include 0'
+    return f'within noise: the interval {wide[0]} includes 0'

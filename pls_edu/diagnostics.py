@@ -19,7 +19,7 @@ from .temperature import fixed_temperature_curve
 
 # %% auto #0
 __all__ = ['clean_subset_loader', 'clean_scores', 'recalibrate_bn', 'holdout_temperature', 'fixed_temperature', 'final_record',
-           'CleanTrain', 'HoldoutTemperature', 'soft_target_profile']
+           'CleanTrain', 'HoldoutTemperature', 'soft_target_profile', 'trainer_record', 'plot_temperatures']
 
 # %% ../nbs/library/51_diagnostics.ipynb #3a059b26
 def clean_subset_loader(data, n, batch_size, device='cpu', *, channels_last=False):
@@ -181,3 +181,24 @@ def soft_target_profile(method, model, data, device='cpu', seed=0, k=5, batch_si
         'pairs': paired,
         'num_classes': data.num_classes,
     }
+
+# %% ../nbs/library/51_diagnostics.ipynb #daa50072
+def trainer_record(t):
+    "The prediction record of trained trainer `t`: method, seed, test and holdout logits with their labels."
+    holdout = t.predict_split('holdout') if 'holdout' in t.data.splits else None
+    return {'method': t.cfg.method, 'seed': t.cfg.seed, 'test': (t.logits, t.labels), 'holdout': holdout}
+
+
+def plot_temperatures(history, ylabel='fitted T', ax=None):
+    "The holdout temperature after each epoch of `history`, against the line T = 1; returns the temperatures."
+    import matplotlib.pyplot as plt
+
+    Ts = [e['temperature'] for e in history]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 2.6))
+    ax.plot(range(1, len(Ts) + 1), Ts, marker='.')
+    ax.axhline(1, color='k', ls='--', lw=1)
+    ax.set_xlabel('epoch')
+    ax.set_ylabel(ylabel)
+    ax.figure.tight_layout()
+    return Ts

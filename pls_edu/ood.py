@@ -17,33 +17,29 @@ __all__ = ['auroc', 'fpr_at_tpr', 'natural_patches', 'model_logits', 'ood_scores
            'plot_ood']
 
 # %% ../nbs/13_ood.ipynb #f0283500
-def _scores(x):
-    return np.asarray(x, dtype=np.float64).ravel()
+def _scores(scores_in, scores_out):
+    "Both sides' scores as flat float64 arrays; refuses an empty side."
+    a = np.asarray(scores_in, dtype=np.float64).ravel()
+    b = np.asarray(scores_out, dtype=np.float64).ravel()
+    if len(a) == 0 or len(b) == 0:
+        n_in, n_out = len(a), len(b)
+        raise ValueError(f"need scores on both sides, got {n_in} in and {n_out} out")
+    return a, b
 
 
 def auroc(scores_in, scores_out):
-    """AUROC of telling in-distribution (positive, higher score) from
-    out-of-distribution by `scores`."""
+    "AUROC of telling in- (positive, higher score) from out-of-distribution scores."
     from scipy.stats import rankdata
 
-    a, b = _scores(scores_in), _scores(scores_out)
-    if len(a) == 0 or len(b) == 0:
-        raise ValueError(
-            f"need scores on both sides, got {len(a)} in and {len(b)} out"
-        )
+    a, b = _scores(scores_in, scores_out)
     r = rankdata(np.concatenate([a, b]))
     return float((r[: len(a)].sum() - len(a) * (len(a) + 1) / 2) / (len(a) * len(b)))
 
 
 def fpr_at_tpr(scores_in, scores_out, tpr=0.95):
-    """False-positive rate on out-of-distribution scores at the threshold keeping a
-    `tpr` share of in-distribution ones."""
-    a, b = np.sort(_scores(scores_in))[::-1], _scores(scores_out)
-    if len(a) == 0 or len(b) == 0:
-        raise ValueError(
-            f"need scores on both sides, got {len(a)} in and {len(b)} out"
-        )
-    thr = a[max(math.ceil(tpr * len(a)) - 1, 0)]
+    "Share of out-scores above the threshold that keeps a `tpr` share of in-scores."
+    a, b = _scores(scores_in, scores_out)
+    thr = np.sort(a)[::-1][max(math.ceil(tpr * len(a)) - 1, 0)]
     return float((b >= thr).mean())
 
 # %% ../nbs/13_ood.ipynb #6d4ea082
@@ -52,17 +48,15 @@ def _photographs():
 
     out = []
     for f in ('china.jpg', 'flower.jpg'):
-        img = Image.open(package_file('sklearn', 'datasets', 'images', f)).convert(
-            'RGB'
-        )
-        out.append(torch.from_numpy(np.array(img)).permute(2, 0, 1).float())
+        path = package_file('sklearn', 'datasets', 'images', f)
+        rgb = np.array(Image.open(path).convert('RGB'))
+        out.append(torch.from_numpy(rgb).permute(2, 0, 1).float())
     return out
 
-# %% ../nbs/13_ood.ipynb #5a944475
+
 @functools.lru_cache(maxsize=8)
 def natural_patches(channels, size, n=2000, seed=0):
-    """`n` uint8 patches `(n, channels, *size)` of scikit-learn's two sample
-    photographs, random positions and scales."""
+    "`n` uint8 patches `(n, channels, *size)` cut from the photographs at random."
     imgs = _photographs()
     g = torch.Generator().manual_seed(seed)
     h, w = size
@@ -83,8 +77,7 @@ def natural_patches(channels, size, n=2000, seed=0):
 # %% ../nbs/13_ood.ipynb #cc07d0be
 @torch.no_grad()
 def model_logits(model, images, mean, std, batch_size=1000, device='cpu'):
-    """Logits of `model` (eval mode) on uint8 `images`, normalized with the model's
-    own training `mean` and `std`."""
+    "Logits of `model` (eval mode) on uint8 `images` normalized by `mean` and `std`."
     was = model.training
     model.eval()
     m = torch.tensor(mean).view(1, -1, 1, 1)
@@ -98,98 +91,64 @@ def model_logits(model, images, mean, std, batch_size=1000, device='cpu'):
 
 # %% ../nbs/13_ood.ipynb #defefb27
 def ood_scores(test_logits, ood_logits, temperature=None):
-    """Winning softmax in and out of distribution, raw and at `temperature` (if
-    given), with AUROC and FPR@95%TPR."""
-    zin, zout = (
-        torch.as_tensor(test_logits).double(),
-        torch.as_tensor(ood_logits).double(),
-    )
-    out = {}
+    "Winning softmax in and out, raw and at `temperature`, with AUROC and FPR@95."
+    zin = torch.as_tensor(test_logits).double()
+    zout = torch.as_tensor(ood_logits).double()
+    out = {'raw': None, 'ts': None}
     for tag, t in (('raw', 1.0), ('ts', temperature)):
         if t is None:
-            out[tag] = None
             continue
         si = (zin / t).softmax(1).max(1).values.numpy()
         so = (zout / t).softmax(1).max(1).values.numpy()
-        out[tag] = {
-            'T': t,
-            'auroc': auroc(si, so),
-            'fpr95': fpr_at_tpr(si, so),
-            'in': si,
-            'out': so,
-            'mean_in': float(si.mean()),
-            'mean_out': float(so.mean()),
-        }
+        d = {'T': t, 'auroc': auroc(si, so), 'fpr95': fpr_at_tpr(si, so)}
+        means = {'mean_in': float(si.mean()), 'mean_out': float(so.mean())}
+        out[tag] = {**d, 'in': si, 'out': so, **means}
     return out
 
 # %% ../nbs/13_ood.ipynb #668c68e4
 def ood_table(records, source='patches'):
-    """One row per record: AUROC and FPR@95 of the winning softmax, raw and
-    temperature-scaled, and the mean scores."""
+    "One row per record: AUROC, FPR@95 (raw and scaled) and the mean winning scores."
     rows = []
     for r in records:
         s = ood_scores(r['test'][0], r['ood'], r.get('T'))
-        ts = s['ts'] or {}
-        rows.append(
-            {
-                'method': r['method'],
-                'seed': r['seed'],
-                'source': source,
-                'auroc': s['raw']['auroc'],
-                'fpr95': s['raw']['fpr95'],
-                'mean_winning_in': s['raw']['mean_in'],
-                'mean_winning_out': s['raw']['mean_out'],
-                'auroc_ts': ts.get('auroc'),
-                'fpr95_ts': ts.get('fpr95'),
-            }
-        )
+        raw, ts = s['raw'], s['ts'] or {}
+        row = {'method': r['method'], 'seed': r['seed'], 'source': source}
+        row.update(auroc=raw['auroc'], fpr95=raw['fpr95'])
+        row.update(mean_winning_in=raw['mean_in'], mean_winning_out=raw['mean_out'])
+        row.update(auroc_ts=ts.get('auroc'), fpr95_ts=ts.get('fpr95'))
+        rows.append(row)
     return rows
 
 # %% ../nbs/13_ood.ipynb #99965e4e
 def ood_summary(rows):
-    """Per method (in first-seen order): the means of AUROC (raw and scaled), FPR@95
-    and the winning softmax out."""
+    "Per method (first-seen order): mean AUROC (raw, scaled), FPR@95, winning out."
 
     def mean(v):
-        return (
-            float(np.mean([x for x in v if x is not None]))
-            if any(x is not None for x in v)
-            else float('nan')
-        )
+        v = [x for x in v if x is not None]
+        return float(np.mean(v)) if v else float('nan')
 
     out = []
     for m in dict.fromkeys(r['method'] for r in rows):
         mine = [r for r in rows if r['method'] == m]
-        out.append(
-            {
-                'method': m,
-                **{
-                    k: mean([r[k] for r in mine])
-                    for k in ('auroc', 'auroc_ts', 'fpr95', 'mean_winning_out')
-                },
-            }
-        )
+        keys = ('auroc', 'auroc_ts', 'fpr95', 'mean_winning_out')
+        out.append({'method': m, **{k: mean([r[k] for r in mine]) for k in keys}})
     return out
 
-# %% ../nbs/13_ood.ipynb #9db314e3
+
 def format_ood(summary, source='photograph patches'):
     "The per-method OOD summary as printed lines."
-    lines = [
-        f'method         OOD ({source}): AUROC  AUROC (TS)  FPR@95%TPR  mean '
-        'winning softmax out'
-    ]
+    head = f'method         OOD ({source}): AUROC  AUROC (TS)  FPR@95%TPR'
+    lines = [head + '  mean winning softmax out']
     for o in summary:
         lines.append(
             f"{o['method']:14s} {o['auroc']:27.3f}  {o['auroc_ts']:10.3f}  "
-            f"{o['fpr95']:10.3f}  "
-            f"{o['mean_winning_out']:.3f}"
+            f"{o['fpr95']:10.3f}  {o['mean_winning_out']:.3f}"
         )
     return '\n'.join(lines)
 
 # %% ../nbs/13_ood.ipynb #9ed8f7be
 def plot_ood(scores, ax=None, tag='raw', bins=20, title='foreign images'):
-    """Winning-softmax histograms (as curves) on OOD (solid) and in-distribution
-    (dotted) images, per method."""
+    "Winning-softmax histograms as curves: OOD solid, in-distribution dotted."
     import matplotlib.pyplot as plt
 
     if ax is None:
@@ -201,16 +160,11 @@ def plot_ood(scores, ax=None, tag='raw', bins=20, title='foreign images'):
             continue
         for key, style in (('out', '-'), ('in', ':')):
             h, _ = np.histogram(s[tag][key], edges)
-            label = (
-                f"{name} (OOD, AUROC {s[tag]['auroc']:.2f})"
-                if key == 'out'
-                else None
-            )
+            ood = f"{name} (OOD, AUROC {s[tag]['auroc']:.2f})"
+            label = ood if key == 'out' else None
             ax.plot(mid, h / h.sum(), style, color=f'C{i}', label=label)
-    ax.set_xlabel(
-        'winning softmax' + (' (temperature-scaled)' if tag == 'ts' else '')
-    )
-    ax.set_ylabel('share of images')
+    scaled = ' (temperature-scaled)' if tag == 'ts' else ''
+    ax.set(xlabel='winning softmax' + scaled, ylabel='share of images')
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
     return ax

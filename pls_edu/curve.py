@@ -83,7 +83,7 @@ def plain(d, method, ref, n):
         )
     return f"At {n:,} images, {m} was not shown different from {r} ({d['diff']:+.2f} points; {ivs}): within noise."
 
-# %% ../nbs/18_curve.ipynb #2d8ce867
+
 def _sizes(ns):
     return ', '.join(f"{n:,}" for n in ns) + ' images' if ns else 'no size'
 

@@ -358,13 +358,15 @@ def paper_gap(paper, a, b, table='table1', dataset='mnist'):
 
 
 def claim_row(claim, setting, paper_says, d, a, b):
-    "One accuracy row: the difference a - b, both intervals, and its words; 'not run yet' for None."
+    """One accuracy row: the difference a - b, named in the row ('PLS - ERM: +0.50'), both intervals, and its
+    words; 'not run yet' for None."""
     if d is None:
         return [claim, setting, paper_says, 'not run yet', '—', '—', 'not run yet']
     said = f"{SHORT.get(a, a)}'s error {WORDS[d['class']]} than {SHORT.get(b, b)}'s"
     if d['class'] == 'within noise':
         said = f"{SHORT.get(a, a)} {WORDS[d['class']]}"
-    return [claim, setting, paper_says, f"{d['diff']:+.2f}", _iv(d['by_seed']), _iv(d['over_images']), said]
+    here = f"{SHORT.get(a, a)} - {SHORT.get(b, b)}: {d['diff']:+.2f}"
+    return [claim, setting, paper_says, here, _iv(d['by_seed']), _iv(d['over_images']), said]
 
 
 def claims_table(rows):

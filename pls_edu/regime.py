@@ -54,7 +54,7 @@ def classify(by_seed, over_images):
         return 'better'
     return 'within noise'
 
-# %% ../nbs/17_regime.ipynb #0d037898
+
 def setting_verdict(mixup, pls):
     "The verdict code of one setting from the classes of Mixup's and PLS's gaps to ERM."
     if 'missing' in (mixup, pls):
@@ -86,7 +86,7 @@ def reading_verdict(vs_pls, vs_erm):
         return 'responsible' if vs_erm != 'worse' else 'helps'
     return 'hurts' if vs_pls == 'worse' else 'within noise'
 
-# %% ../nbs/17_regime.ipynb #52cb8943
+
 def best_rate(val_errors, n_val, tie_sd=RULES['lr_tie_sd']):
     """The rate of `{rate: validation error %}` with the lowest error, the rates tied with it, and
     whether it is at an edge."""

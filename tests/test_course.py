@@ -423,7 +423,10 @@ def _tiny_site(src):
     nbformat.write(glossary, src / '19_capstone.ipynb')  # the page every notebook links to
     game = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# The whole game')])
     nbformat.write(game, src / '00_game.ipynb')  # the lesson before the data lesson, which links to it
-    pages = '00_game\n01_data\nsolutions/01_data_solutions\n19_capstone'
+    datasets = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell('# Datasets')])
+    (src / 'library').mkdir(exist_ok=True)
+    nbformat.write(datasets, src / 'library' / '54_datasets.ipynb')  # the library page the data lesson links to
+    pages = '00_game\n01_data\nsolutions/01_data_solutions\nlibrary/54_datasets\n19_capstone'
     (src / 'index.md').write_text(f'# pls_edu\n\n```{{toctree}}\n:hidden:\n{pages}\n```\n')
     return src
 

@@ -271,7 +271,7 @@ def test_each_exercise_check_passes_the_right_answer_and_fails_a_likely_wrong_on
     check = ns[f'check_{n}']
     if n == 3:
         d = {'diff': -0.30, 'by_seed': (-0.62, 0.02), 'over_images': (-0.45, -0.15), 'class': 'within noise'}
-        sentence = ns['plain'](d, 'pls', 'erm', 5_000)
+        sentence = ns['plain'](d, 'pls', 'erm', 3_000)
         right, wrong = (right[0], sentence), (wrong[0], sentence.replace('was not shown different from', 'beat'))
     check(*right)
     with pytest.raises(AssertionError):

@@ -89,8 +89,15 @@ def site():
 
 
 def _screenshot(driver, path):
-    "A full-page screenshot through the DevTools protocol."
-    m = driver.execute_cdp_cmd('Page.getLayoutMetrics', {})['cssContentSize']
+    "A full-page screenshot through the DevTools protocol, taken once the page has laid out (slow on a busy machine)."
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def laid_out(d):
+        size = d.execute_cdp_cmd('Page.getLayoutMetrics', {})['cssContentSize']
+        ready = d.execute_script('return document.readyState') == 'complete'
+        return size if ready and size['width'] > 0 and size['height'] > 0 else False
+
+    m = WebDriverWait(driver, 60, poll_frequency=0.5).until(laid_out, 'the page never got a width to take a picture of')
     shot = driver.execute_cdp_cmd(
         'Page.captureScreenshot',
         {

@@ -347,6 +347,13 @@ def _committed(measured, preset, keep):
     return [r for f in files for r in read_summary(f)[0] if r['config']['method'] in keep], whole.exists()
 
 
+def _recipe(cfg):
+    "What must agree within a size: the config less CURVE_APART; no `train_subset` (older runs) means all 60,000."
+    out = {k: v for k, v in cfg.items() if k not in CURVE_APART}
+    out['train_subset'] = cfg.get('train_subset') or max(CURVE_SIZES)
+    return out
+
+
 def curve_runs(measured, keep=('erm', 'mixup', 'pls')):
     """`{size: runs}` of the learning curve from the summaries under `measured` (a size's runs only once all its
     presets are committed whole), and `{size: (seeds by method, CPU paths, complete)}`."""
@@ -355,9 +362,7 @@ def curve_runs(measured, keep=('erm', 'mixup', 'pls')):
         presets = [p for p in (CURVE_COMMITTED.get(n), f'curve-{n}') if p]
         got = [_committed(measured, p, keep) for p in presets]
         runs = [r for rs, _ in got for r in rs]
-        recipes = {
-            json.dumps({k: v for k, v in r['config'].items() if k not in CURVE_APART}, sort_keys=True) for r in runs
-        }
+        recipes = {json.dumps(_recipe(r['config']), sort_keys=True) for r in runs}
         if len(recipes) > 1:
             raise ValueError(f"the runs at {n:,} images trained {len(recipes)} different recipes; expected one")
         complete = all(whole for _, whole in got)
